@@ -1,0 +1,2 @@
+//! convkit
+pub use tch;

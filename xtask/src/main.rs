@@ -1,0 +1,169 @@
+//! `cargo xtask`: makes sure a libtorch that tch 0.26 can build against is present, then runs
+//! cargo with the arguments given.
+//!
+//! ```text
+//! cargo xtask setup                           # only fetch / locate libtorch
+//! cargo xtask run --release -- mnist          # = cargo run --release -- mnist, after setup
+//! cargo xtask test --workspace --release      # = cargo test ..., after setup
+//! ```
+//!
+//! Where libtorch comes from, in order:
+//! 1. `LIBTORCH` or `LIBTORCH_USE_PYTORCH` set by the user: used as is, nothing is fetched.
+//! 2. `.libtorch/torch` in the repository (a link made by an earlier run).
+//! 3. A Python virtual environment holding PyPI's `torch==2.13.0` wheel, at
+//!    `$CONVKIT_TORCH_VENV`, else `$XDG_CACHE_HOME/convkit/torch-2.13.0`, else
+//!    `~/.cache/convkit/torch-2.13.0`. It is created with `python3 -m venv` and pip when
+//!    missing (about 2.7 GB, once per machine), and `.libtorch/torch` is linked to its
+//!    `torch` package, which holds `include/` and `lib/`.
+//!
+//! `.cargo/config.toml` points `LIBTORCH` at `.libtorch/torch`, so once this has run,
+//! plain `cargo build`, `cargo run` and `cargo test` work too.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+/// The PyTorch release that tch 0.26 is built for.
+const TORCH_VERSION: &str = "2.13.0";
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    if args.is_empty() || args[0] == "--help" || args[0] == "-h" {
+        eprintln!("{}", USAGE);
+        exit(if args.is_empty() { 2 } else { 0 });
+    }
+    let repo = repo_root();
+    if let Err(message) = ensure_libtorch(&repo) {
+        eprintln!("error: {message}");
+        exit(1);
+    }
+    if args[0] == "setup" {
+        return;
+    }
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(&args)
+        .current_dir(&repo)
+        .status()
+        .unwrap_or_else(|err| {
+            eprintln!("error: could not start cargo: {err}");
+            exit(1)
+        });
+    exit(status.code().unwrap_or(1));
+}
+
+const USAGE: &str = "\
+usage: cargo xtask setup | cargo xtask <cargo arguments>
+
+Finds or fetches libtorch 2.13 (PyPI's torch wheel in a virtual environment under the user's
+cache folder) and links it as .libtorch/torch, then runs `cargo <cargo arguments>`:
+  cargo xtask run --release -- mnist
+  cargo xtask test --workspace --release
+Set LIBTORCH (a libtorch folder) or LIBTORCH_USE_PYTORCH=1 to use a libtorch of your own,
+or CONVKIT_TORCH_VENV to choose where the virtual environment goes.";
+
+fn repo_root() -> PathBuf {
+    // xtask/ sits at the repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent folder")
+        .to_path_buf()
+}
+
+fn ensure_libtorch(repo: &Path) -> Result<(), String> {
+    let link = repo.join(".libtorch").join("torch");
+    // Cargo's [env] sets LIBTORCH to our own link: only a different value is the user's.
+    let user_libtorch = env::var_os("LIBTORCH")
+        .map(PathBuf::from)
+        .filter(|p| !p.ends_with(".libtorch/torch"));
+    if let Some(dir) = user_libtorch {
+        return check_libtorch(&dir).map(|()| eprintln!("libtorch: {} (LIBTORCH)", dir.display()));
+    }
+    if env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        eprintln!("libtorch: from the python3 on PATH (LIBTORCH_USE_PYTORCH)");
+        return Ok(());
+    }
+    if check_libtorch(&link).is_ok() {
+        return Ok(());
+    }
+    let venv = venv_dir()?;
+    let torch = match find_torch_package(&venv) {
+        Some(torch) => torch,
+        None => {
+            install_torch(&venv)?;
+            find_torch_package(&venv).ok_or_else(|| {
+                format!("pip finished but {} holds no torch package", venv.display())
+            })?
+        }
+    };
+    check_libtorch(&torch)?;
+    std::fs::create_dir_all(link.parent().expect("link has a parent"))
+        .map_err(|e| format!("cannot create {}: {e}", link.display()))?;
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&torch, &link)
+        .map_err(|e| format!("cannot link {} -> {}: {e}", link.display(), torch.display()))?;
+    eprintln!("libtorch: {} -> {}", link.display(), torch.display());
+    Ok(())
+}
+
+fn check_libtorch(dir: &Path) -> Result<(), String> {
+    let lib = dir.join("lib").join("libtorch_cpu.so");
+    let header = dir.join("include").join("torch").join("torch.h");
+    let header_api = dir.join("include/torch/csrc/api/include/torch/torch.h");
+    if lib.exists() && (header.exists() || header_api.exists()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a libtorch folder (expected lib/libtorch_cpu.so and include/)",
+            dir.display()
+        ))
+    }
+}
+
+fn venv_dir() -> Result<PathBuf, String> {
+    if let Some(dir) = env::var_os("CONVKIT_TORCH_VENV") {
+        return Ok(PathBuf::from(dir));
+    }
+    let cache = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .ok_or("neither XDG_CACHE_HOME nor HOME is set; set CONVKIT_TORCH_VENV")?;
+    Ok(cache.join("convkit").join(format!("torch-{TORCH_VERSION}")))
+}
+
+/// `<venv>/lib/python3.X/site-packages/torch`, when torch is installed there.
+fn find_torch_package(venv: &Path) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(venv.join("lib")).ok()?;
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages").join("torch"))
+        .find(|torch| torch.join("lib").join("libtorch_cpu.so").exists())
+}
+
+fn install_torch(venv: &Path) -> Result<(), String> {
+    eprintln!(
+        "libtorch not found: installing PyPI's torch=={TORCH_VERSION} into {} \
+         (about 2.7 GB, once per machine)",
+        venv.display()
+    );
+    let python = env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    if !venv.join("bin").join("pip").exists() {
+        run(Command::new(&python).args(["-m", "venv"]).arg(venv))?;
+    }
+    run(Command::new(venv.join("bin").join("pip")).args([
+        "install",
+        "--disable-pip-version-check",
+        &format!("torch=={TORCH_VERSION}"),
+    ]))
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed with {status}"))
+    }
+}
