@@ -1,2 +1,39 @@
-//! convkit
+//! convkit: convolutional networks for image classification, on libtorch.
+//!
+//! The library behind the `convkit` command. A model is described as a [`nn::Sequential`]
+//! (serialisable, with shapes and parameter counts known before anything is built), built
+//! into a [`Model`], trained with [`Model::fit`], measured with [`Model::evaluate`] and
+//! used with [`Model::predict`]:
+//!
+//! ```no_run
+//! use convkit::{data::mnist, models, train::FitConfig, Model};
+//!
+//! # fn main() -> convkit::Result<()> {
+//! let (train, test) = mnist::load_mnist_datasets(&mnist::locate_mnist(None)?)?;
+//! let mut model = Model::new(&models::mnist_convnet(), convkit::device::parse_device("auto")?, 1)?;
+//! let config = FitConfig { epochs: 5, batch_size: 64, progress: true, ..FitConfig::default() };
+//! model.fit(&train, None, &config, &mut [])?;
+//! println!("test accuracy: {:.4}", model.evaluate(&test, 1000)?.accuracy);
+//! # Ok(()) }
+//! ```
+//!
+//! Modules follow the chapter's ideas: [`data`] (files, datasets, batches), [`nn`] (layers),
+//! [`models`] (the chapter's recipes), [`train`] (fit loop, optimizers, callbacks, history),
+//! [`report`] (plots), [`workflows`] (what each CLI command runs).
+#![deny(missing_docs)]
+
+pub mod atomic_file;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod models;
+pub mod nn;
+pub mod report;
+pub mod train;
+pub mod weights;
+pub mod workflows;
+
+pub use error::{Error, Result};
+pub use model::Model;
 pub use tch;

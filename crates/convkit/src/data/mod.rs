@@ -1,0 +1,15 @@
+//! Datasets: reading them from disk, finding them, fetching them, batching them.
+//!
+//! - [`idx`]: IDX files, the format of MNIST and Fashion-MNIST, plain or gzipped.
+//! - [`mnist`]: finding, downloading, reading and checking the four MNIST files.
+//! - [`download`]: fetching a file and checking its sha256 before it lands.
+//! - [`dataset`]: labelled images in memory as tensors; [`batches`]: iterating them.
+
+pub mod batches;
+pub mod dataset;
+pub mod download;
+pub mod idx;
+pub mod mnist;
+
+pub use batches::{Batch, Batches};
+pub use dataset::Dataset;

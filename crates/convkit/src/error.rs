@@ -1,0 +1,101 @@
+//! The one error type of the library.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in convkit, with the context a user needs to act on it:
+/// the file, the key, the expected and the actual value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read, written or created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+
+    /// A data file exists but its content is not what its format requires.
+    #[error("{path}: {message}")]
+    InvalidData {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong, in words.
+        message: String,
+    },
+
+    /// A dataset could not be found in any of the places searched.
+    #[error("{what} not found; looked in:\n{}", .searched.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    DataNotFound {
+        /// What was looked for, for example "MNIST".
+        what: String,
+        /// Every folder that was searched, in order.
+        searched: Vec<PathBuf>,
+    },
+
+    /// A download failed or delivered a file other than the expected one.
+    #[error("download of {url} failed: {message}")]
+    Download {
+        /// The address fetched.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A checkpoint or weights file does not match the model it is loaded into.
+    #[error("{path}: weights do not match the model:\n{}", .problems.join("\n"))]
+    WeightsMismatch {
+        /// The weights file.
+        path: PathBuf,
+        /// One line per missing, unexpected or mis-shaped tensor.
+        problems: Vec<String>,
+    },
+
+    /// A model description, option or argument is not valid.
+    #[error("{0}")]
+    InvalidConfig(String),
+
+    /// An error reported by libtorch.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+
+    /// A JSON file could not be parsed or written.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file concerned.
+        path: PathBuf,
+        /// The parser's reason.
+        source: serde_json::Error,
+    },
+
+    /// A plot could not be drawn.
+    #[error("plot {path}: {message}")]
+    Plot {
+        /// The image being written.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// `Result` with convkit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::InvalidData`] for `path`.
+    pub fn invalid_data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::InvalidData {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

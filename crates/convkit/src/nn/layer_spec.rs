@@ -1,0 +1,130 @@
+//! The serialisable description of any layer convkit knows: what a model file stores.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::Path;
+
+use super::activation::Activation;
+use super::conv2d::Conv2dSpec;
+use super::dense::DenseSpec;
+use super::dropout::DropoutSpec;
+use super::flatten::{flatten_output_shape, Flatten};
+use super::layer::Layer;
+use super::max_pool2d::MaxPool2dSpec;
+use super::rescaling::RescalingSpec;
+use crate::error::Result;
+
+/// One layer of a [`Sequential`](super::Sequential) model, tagged by its Keras-style type
+/// name in JSON (`{"type": "conv2d", "filters": 32, ...}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerSpec {
+    /// `x * scale + offset`.
+    Rescaling(RescalingSpec),
+    /// 2-D convolution.
+    Conv2d(Conv2dSpec),
+    /// 2-D max pooling.
+    #[serde(rename = "max_pooling2d")]
+    MaxPool2d(MaxPool2dSpec),
+    /// Flattens each sample to one axis.
+    Flatten,
+    /// Random zeroing during training.
+    Dropout(DropoutSpec),
+    /// Fully connected layer.
+    Dense(DenseSpec),
+}
+
+impl LayerSpec {
+    /// The Keras class name, shown by summaries: `Conv2D`, `MaxPooling2D`, ...
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            LayerSpec::Rescaling(_) => "Rescaling",
+            LayerSpec::Conv2d(_) => "Conv2D",
+            LayerSpec::MaxPool2d(_) => "MaxPooling2D",
+            LayerSpec::Flatten => "Flatten",
+            LayerSpec::Dropout(_) => "Dropout",
+            LayerSpec::Dense(_) => "Dense",
+        }
+    }
+
+    /// The prefix of automatic layer names (`conv2d`, `conv2d_1`, ...), as Keras names them.
+    pub fn name_prefix(&self) -> &'static str {
+        match self {
+            LayerSpec::Rescaling(_) => "rescaling",
+            LayerSpec::Conv2d(_) => "conv2d",
+            LayerSpec::MaxPool2d(_) => "max_pooling2d",
+            LayerSpec::Flatten => "flatten",
+            LayerSpec::Dropout(_) => "dropout",
+            LayerSpec::Dense(_) => "dense",
+        }
+    }
+
+    /// Output shape per sample (no batch axis) for an input of shape `input`.
+    pub fn output_shape(&self, input: &[i64]) -> Result<Vec<i64>> {
+        match self {
+            LayerSpec::Conv2d(spec) => spec.output_shape(input),
+            LayerSpec::MaxPool2d(spec) => spec.output_shape(input),
+            LayerSpec::Flatten => Ok(flatten_output_shape(input)),
+            LayerSpec::Dense(spec) => spec.output_shape(input),
+            LayerSpec::Rescaling(_) | LayerSpec::Dropout(_) => Ok(input.to_vec()),
+        }
+    }
+
+    /// Number of trainable values for an input of shape `input`.
+    pub fn param_count(&self, input: &[i64]) -> i64 {
+        match self {
+            LayerSpec::Conv2d(spec) => spec.param_count(input),
+            LayerSpec::Dense(spec) => spec.param_count(input),
+            _ => 0,
+        }
+    }
+
+    /// The activation at the end of the layer, if it has one.
+    pub fn activation(&self) -> Option<Activation> {
+        match self {
+            LayerSpec::Conv2d(spec) => Some(spec.activation),
+            LayerSpec::Dense(spec) => Some(spec.activation),
+            _ => None,
+        }
+    }
+
+    /// Builds the layer, creating its parameters under `vs`. `skip_activation` builds a
+    /// dense layer without its activation (used for a model's final softmax or sigmoid).
+    pub fn build(&self, vs: Path, input: &[i64], skip_activation: bool) -> Result<Box<dyn Layer>> {
+        Ok(match self {
+            LayerSpec::Rescaling(spec) => Box::new(spec.build()),
+            LayerSpec::Conv2d(spec) => Box::new(spec.build(vs, input)?),
+            LayerSpec::MaxPool2d(spec) => Box::new(spec.build()),
+            LayerSpec::Flatten => Box::new(Flatten),
+            LayerSpec::Dropout(spec) => Box::new(spec.build()?),
+            LayerSpec::Dense(spec) => {
+                let activation = if skip_activation {
+                    Activation::Linear
+                } else {
+                    spec.activation
+                };
+                Box::new(spec.build(vs, input, activation)?)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_tagged_by_type() {
+        let spec = LayerSpec::MaxPool2d(MaxPool2dSpec::new(2));
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(json, r#"{"type":"max_pooling2d","pool_size":2}"#);
+        assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
+        let flatten: LayerSpec = serde_json::from_str(r#"{"type":"flatten"}"#).unwrap();
+        assert_eq!(flatten, LayerSpec::Flatten);
+    }
+
+    #[test]
+    fn unknown_layer_types_are_rejected() {
+        let err = serde_json::from_str::<LayerSpec>(r#"{"type":"lstm"}"#).unwrap_err();
+        assert!(err.to_string().contains("lstm"), "{err}");
+    }
+}

@@ -1,0 +1,67 @@
+//! Input scaling, as Keras' `Rescaling`: `x * scale + offset`, computed in float.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use super::layer::Layer;
+
+/// Description of a rescaling; `Rescaling(1/255)` turns bytes into `[0, 1]`.
+///
+/// # Shapes
+/// Any input; the output has the same shape, as `f32`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RescalingSpec {
+    /// Multiplier.
+    pub scale: f64,
+    /// Added after scaling.
+    #[serde(default)]
+    pub offset: f64,
+}
+
+impl RescalingSpec {
+    /// Builds the (parameter-free) layer.
+    pub fn build(&self) -> Rescaling {
+        Rescaling {
+            scale: self.scale,
+            offset: self.offset,
+        }
+    }
+}
+
+/// A built [`RescalingSpec`]. Byte images go in, float images come out, so datasets can stay
+/// as compact `u8` tensors until the batch reaches the model.
+#[derive(Debug)]
+pub struct Rescaling {
+    scale: f64,
+    offset: f64,
+}
+
+impl Layer for Rescaling {
+    fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
+        let ys = xs.to_kind(Kind::Float) * self.scale;
+        if self.offset == 0.0 {
+            ys
+        } else {
+            ys + self.offset
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_bytes_to_unit_floats() {
+        let xs = Tensor::from_slice(&[0u8, 255, 51]);
+        let ys = RescalingSpec {
+            scale: 1.0 / 255.0,
+            offset: 0.0,
+        }
+        .build()
+        .forward(&xs, false);
+        assert_eq!(ys.kind(), Kind::Float);
+        let ys: Vec<f32> = Vec::try_from(ys).unwrap();
+        assert_eq!(ys, [0.0, 1.0, 0.2]);
+    }
+}

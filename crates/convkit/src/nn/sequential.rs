@@ -1,0 +1,258 @@
+//! A model as a stack of layers, described before it is built (Keras' `Sequential`).
+
+use serde::{Deserialize, Serialize};
+
+use super::activation::Activation;
+use super::conv2d::Conv2dSpec;
+use super::dense::DenseSpec;
+use super::dropout::DropoutSpec;
+use super::layer_spec::LayerSpec;
+use super::max_pool2d::MaxPool2dSpec;
+use super::rescaling::RescalingSpec;
+use crate::error::{Error, Result};
+
+/// A layer of a [`Sequential`] with its name; the name prefixes its parameters
+/// (`conv2d_1.weight`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NamedLayer {
+    /// Unique name within the model.
+    pub name: String,
+    /// What the layer is.
+    #[serde(flatten)]
+    pub spec: LayerSpec,
+}
+
+/// The architecture of a sequential model: an input shape and layers, serialisable to the
+/// JSON that a saved model carries. Build it into a trainable [`crate::Model`].
+///
+/// ```
+/// use convkit::nn::{Activation, Sequential};
+///
+/// let spec = Sequential::new("mnist_convnet", [1, 28, 28])
+///     .rescaling(1.0 / 255.0)
+///     .conv2d(32, 3, Activation::Relu)
+///     .max_pool2d(2)
+///     .conv2d(64, 3, Activation::Relu)
+///     .max_pool2d(2)
+///     .conv2d(128, 3, Activation::Relu)
+///     .flatten()
+///     .dense(10, Activation::Softmax);
+/// assert_eq!(spec.param_count().unwrap(), 104_202);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sequential {
+    /// The model's name, shown by summaries.
+    pub name: String,
+    /// Shape of one input sample, channels first: `(channels, height, width)`.
+    pub input_shape: Vec<i64>,
+    /// The layers, first to last.
+    pub layers: Vec<NamedLayer>,
+}
+
+impl Sequential {
+    /// An empty model taking samples of `input_shape` (channels first).
+    pub fn new(name: &str, input_shape: impl Into<Vec<i64>>) -> Self {
+        Sequential {
+            name: name.to_owned(),
+            input_shape: input_shape.into(),
+            layers: Vec::new(),
+        }
+    }
+
+    /// Appends a layer, named as Keras would (`dense`, `dense_1`, ...).
+    pub fn add(mut self, spec: LayerSpec) -> Self {
+        let prefix = spec.name_prefix();
+        let taken = self
+            .layers
+            .iter()
+            .filter(|l| l.spec.name_prefix() == prefix)
+            .count();
+        let name = if taken == 0 {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}_{taken}")
+        };
+        self.layers.push(NamedLayer { name, spec });
+        self
+    }
+
+    /// Appends `x * scale` (for example `1 / 255`).
+    pub fn rescaling(self, scale: f64) -> Self {
+        self.add(LayerSpec::Rescaling(RescalingSpec { scale, offset: 0.0 }))
+    }
+
+    /// Appends a stride-1, `valid` convolution.
+    pub fn conv2d(self, filters: i64, kernel_size: i64, activation: Activation) -> Self {
+        self.add(LayerSpec::Conv2d(Conv2dSpec::new(
+            filters,
+            kernel_size,
+            activation,
+        )))
+    }
+
+    /// Appends a max pooling over non-overlapping `pool_size` windows.
+    pub fn max_pool2d(self, pool_size: i64) -> Self {
+        self.add(LayerSpec::MaxPool2d(MaxPool2dSpec::new(pool_size)))
+    }
+
+    /// Appends a flatten.
+    pub fn flatten(self) -> Self {
+        self.add(LayerSpec::Flatten)
+    }
+
+    /// Appends a dropout of `rate`.
+    pub fn dropout(self, rate: f64) -> Self {
+        self.add(LayerSpec::Dropout(DropoutSpec { rate }))
+    }
+
+    /// Appends a dense layer.
+    pub fn dense(self, units: i64, activation: Activation) -> Self {
+        self.add(LayerSpec::Dense(DenseSpec { units, activation }))
+    }
+
+    /// The output shape of every layer, in order; fails on the first layer that does not
+    /// fit its input.
+    pub fn output_shapes(&self) -> Result<Vec<Vec<i64>>> {
+        let mut shape = self.input_shape.clone();
+        self.layers
+            .iter()
+            .map(|layer| {
+                shape = layer
+                    .spec
+                    .output_shape(&shape)
+                    .map_err(|e| Error::InvalidConfig(format!("layer `{}`: {e}", layer.name)))?;
+                Ok(shape.clone())
+            })
+            .collect()
+    }
+
+    /// Shape of one output sample.
+    pub fn output_shape(&self) -> Result<Vec<i64>> {
+        Ok(self
+            .output_shapes()?
+            .pop()
+            .unwrap_or_else(|| self.input_shape.clone()))
+    }
+
+    /// Number of trainable values of every layer, in order.
+    pub fn layer_param_counts(&self) -> Result<Vec<i64>> {
+        let shapes = self.output_shapes()?;
+        let inputs = std::iter::once(&self.input_shape).chain(shapes.iter());
+        Ok(self
+            .layers
+            .iter()
+            .zip(inputs)
+            .map(|(l, input)| l.spec.param_count(input))
+            .collect())
+    }
+
+    /// Total number of trainable values.
+    pub fn param_count(&self) -> Result<i64> {
+        Ok(self.layer_param_counts()?.iter().sum())
+    }
+
+    /// The final activation when it turns logits into probabilities (softmax or sigmoid).
+    /// A built model leaves it out of training, where the loss works on logits, and applies
+    /// it in [`crate::Model::predict`].
+    pub fn output_activation(&self) -> Activation {
+        match self.layers.last().and_then(|l| l.spec.activation()) {
+            Some(a) if a.is_probabilistic() => a,
+            _ => Activation::Linear,
+        }
+    }
+
+    /// Checks that the layers fit together and that names are unique.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_shape.is_empty() || self.input_shape.iter().any(|&d| d < 1) {
+            return Err(Error::InvalidConfig(format!(
+                "invalid input shape {:?}",
+                self.input_shape
+            )));
+        }
+        let mut names = std::collections::HashSet::new();
+        if let Some(dup) = self.layers.iter().find(|l| !names.insert(l.name.as_str())) {
+            return Err(Error::InvalidConfig(format!(
+                "two layers are named `{}`",
+                dup.name
+            )));
+        }
+        self.output_shapes().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chapter_mnist() -> Sequential {
+        Sequential::new("m", [1, 28, 28])
+            .conv2d(32, 3, Activation::Relu)
+            .max_pool2d(2)
+            .conv2d(64, 3, Activation::Relu)
+            .max_pool2d(2)
+            .conv2d(128, 3, Activation::Relu)
+            .flatten()
+            .dense(10, Activation::Softmax)
+    }
+
+    #[test]
+    fn shapes_and_counts_match_the_chapter() {
+        let spec = chapter_mnist();
+        let shapes = spec.output_shapes().unwrap();
+        let expected: Vec<Vec<i64>> = vec![
+            vec![32, 26, 26],
+            vec![32, 13, 13],
+            vec![64, 11, 11],
+            vec![64, 5, 5],
+            vec![128, 3, 3],
+            vec![1152],
+            vec![10],
+        ];
+        assert_eq!(shapes, expected);
+        assert_eq!(
+            spec.layer_param_counts().unwrap(),
+            [320, 0, 18_496, 0, 73_856, 0, 11_530]
+        );
+        assert_eq!(spec.param_count().unwrap(), 104_202);
+    }
+
+    #[test]
+    fn names_follow_keras() {
+        let names: Vec<_> = chapter_mnist().layers.into_iter().map(|l| l.name).collect();
+        assert_eq!(
+            names,
+            [
+                "conv2d",
+                "max_pooling2d",
+                "conv2d_1",
+                "max_pooling2d_1",
+                "conv2d_2",
+                "flatten",
+                "dense"
+            ]
+        );
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let spec = chapter_mnist();
+        let json = serde_json::to_string_pretty(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<Sequential>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn a_layer_that_does_not_fit_names_itself() {
+        let spec = Sequential::new("m", [1, 4, 4])
+            .conv2d(8, 3, Activation::Relu)
+            .conv2d(8, 3, Activation::Relu);
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("conv2d_1"), "{err}");
+    }
+
+    #[test]
+    fn output_activation_is_the_final_softmax() {
+        assert_eq!(chapter_mnist().output_activation(), Activation::Softmax);
+        let spec = Sequential::new("m", [4]).dense(3, Activation::Relu);
+        assert_eq!(spec.output_activation(), Activation::Linear);
+    }
+}

@@ -1,0 +1,179 @@
+//! Training and validation curves as a PNG (the chapter's figures 8.9 and 8.11).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::atomic_file::write_atomic_with;
+use crate::error::{Error, Result};
+use crate::train::History;
+
+/// plotters draws text with fonts registered by name; convkit embeds DejaVu Sans so that
+/// plots look the same on every machine, with no system font lookup.
+fn register_fonts() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor, bool);
+
+/// Draws loss (left) and accuracy (right) per epoch, training as dots and validation as a
+/// line, and writes the PNG to `path` atomically.
+pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Result<()> {
+    register_fonts();
+    let plot_error = |e: &dyn std::fmt::Display| Error::Plot {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let column = |f: &dyn Fn(&crate::train::EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        history
+            .epochs
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect()
+    };
+    let blue = RGBColor(31, 119, 180);
+    let orange = RGBColor(255, 127, 14);
+    let loss: Vec<Series> = vec![
+        ("Training loss", column(&|r| Some(r.loss)), blue, true),
+        ("Validation loss", column(&|r| r.val_loss), orange, false),
+    ];
+    let accuracy: Vec<Series> = vec![
+        (
+            "Training accuracy",
+            column(&|r| Some(r.accuracy)),
+            blue,
+            true,
+        ),
+        (
+            "Validation accuracy",
+            column(&|r| r.val_accuracy),
+            orange,
+            false,
+        ),
+    ];
+    write_atomic_with(path, |tmp| {
+        // The temporary path keeps the .png extension, which the encoder needs.
+        let root = BitMapBackend::new(tmp, (1200, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(&e))?;
+        let root = root
+            .titled(title, ("sans-serif", 22).into_font())
+            .map_err(|e| plot_error(&e))?;
+        let (left, right) = root.split_horizontally(600);
+        draw_panel(&left, "Loss", &loss, history.epochs.len()).map_err(|e| plot_error(&e))?;
+        draw_panel(&right, "Accuracy", &accuracy, history.epochs.len())
+            .map_err(|e| plot_error(&e))?;
+        root.present().map_err(|e| plot_error(&e))
+    })
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    series: &[Series],
+    epochs: usize,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let values: Vec<f64> = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.1))
+        .filter(|v| v.is_finite())
+        .collect();
+    let (mut lo, mut hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let x_max = (epochs.max(2)) as f64 + 0.2;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.8..x_max, (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .x_desc("Epoch")
+        .x_labels(epochs.clamp(2, 12))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.3}"))
+        .label_style(("sans-serif", 13))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    for (name, points, color, dots) in series {
+        if points.is_empty() {
+            continue;
+        }
+        let color = *color;
+        if *dots {
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?
+                .label(*name)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+        } else {
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font(("sans-serif", 13))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::EpochRecord;
+
+    #[test]
+    fn writes_a_png() {
+        let epochs = (1..=5)
+            .map(|e| EpochRecord {
+                epoch: e,
+                loss: 1.0 / e as f64,
+                accuracy: 1.0 - 0.5 / e as f64,
+                val_loss: Some(1.2 / e as f64),
+                val_accuracy: Some(0.9 - 0.4 / e as f64),
+                learning_rate: 1e-3,
+                seconds: 1.0,
+                images_per_second: 10.0,
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.png");
+        plot_training_curves(&History { epochs }, "test", &path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        assert!(bytes.len() > 5_000);
+    }
+
+    #[test]
+    fn an_empty_history_still_draws() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.png");
+        plot_training_curves(&History::default(), "empty", &path).unwrap();
+        assert!(path.exists());
+    }
+}

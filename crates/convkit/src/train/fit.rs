@@ -1,0 +1,141 @@
+//! The training loop.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::callbacks::Callback;
+use super::history::{EpochRecord, History};
+use super::metrics::RunningMetrics;
+use super::optimizer::Optimizer;
+use super::progress::EpochProgress;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Settings of [`Model::fit`]. The defaults are Keras': 1 epoch, batches of 32, RMSprop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FitConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Samples per gradient step.
+    pub batch_size: usize,
+    /// The optimizer and its settings.
+    pub optimizer: Optimizer,
+    /// Seeds the order of samples (epoch `e` uses `seed + e`) and libtorch's generator
+    /// (dropout): the same seed on the same device and thread count gives the same run.
+    pub seed: u64,
+    /// Draw progress bars and print a line per epoch on stderr.
+    pub progress: bool,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            epochs: 1,
+            batch_size: 32,
+            optimizer: Optimizer::rmsprop(),
+            seed: 0,
+            progress: false,
+        }
+    }
+}
+
+impl Model {
+    /// Trains the model on `train` for `config.epochs` epochs and, after each epoch,
+    /// evaluates it on `validation` (when given) and runs the callbacks. Returns the
+    /// history; stops early when a callback asks.
+    ///
+    /// ```no_run
+    /// # use convkit::{data::Dataset, models, train::FitConfig, Model};
+    /// # fn main() -> convkit::Result<()> {
+    /// # let (train, test): (Dataset, Dataset) = unimplemented!();
+    /// let mut model = Model::new(&models::mnist_convnet(), tch::Device::Cpu, 1)?;
+    /// let config = FitConfig { epochs: 5, batch_size: 64, ..FitConfig::default() };
+    /// let history = model.fit(&train, None, &config, &mut [])?;
+    /// println!("test accuracy {:.4}", model.evaluate(&test, 1000)?.accuracy);
+    /// # Ok(()) }
+    /// ```
+    pub fn fit(
+        &mut self,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        config: &FitConfig,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        if train.is_empty() {
+            return Err(Error::InvalidConfig("no training samples".into()));
+        }
+        if train.image_shape() != self.spec().input_shape {
+            return Err(Error::InvalidConfig(format!(
+                "the model takes images of shape {:?}, the data has {:?}",
+                self.spec().input_shape,
+                train.image_shape()
+            )));
+        }
+        let loss_fn = self.loss()?;
+        let device = self.device();
+        let train = train.to_device(device);
+        let mut optimizer = config.optimizer.build(self.var_store())?;
+        tch::manual_seed(config.seed as i64);
+        let mut history = History::default();
+        for epoch in 1..=config.epochs {
+            let batches = train.batches(
+                config.batch_size,
+                Some(config.seed.wrapping_add(epoch as u64)),
+            );
+            let progress =
+                EpochProgress::new(epoch, config.epochs, batches.batch_count(), config.progress);
+            let mut metrics = RunningMetrics::new(device);
+            let start = Instant::now();
+            for (step, batch) in batches.enumerate() {
+                let logits = self.forward(&batch.images, true);
+                let loss = loss_fn.mean(&logits, &batch.labels);
+                optimizer.backward_step(&loss);
+                let size = batch.labels.size()[0];
+                metrics.add(
+                    &(loss.detach() * size as f64),
+                    &loss_fn.correct(&logits.detach(), &batch.labels),
+                    size as usize,
+                );
+                let refresh = config.progress && step % 20 == 0;
+                progress.step(refresh.then(|| {
+                    let (loss, accuracy) = metrics.read();
+                    (
+                        loss,
+                        accuracy,
+                        metrics.count() as f64 / start.elapsed().as_secs_f64(),
+                    )
+                }));
+            }
+            let (loss, accuracy) = metrics.read();
+            let seconds = start.elapsed().as_secs_f64();
+            if !loss.is_finite() {
+                return Err(Error::InvalidConfig(format!(
+                    "training diverged in epoch {epoch}: the loss is {loss}; try a lower learning rate"
+                )));
+            }
+            let val = validation
+                .map(|v| self.evaluate(v, 1000.max(config.batch_size)))
+                .transpose()?;
+            history.epochs.push(EpochRecord {
+                epoch,
+                loss,
+                accuracy,
+                val_loss: val.map(|v| v.loss),
+                val_accuracy: val.map(|v| v.accuracy),
+                learning_rate: config.optimizer.learning_rate(),
+                seconds,
+                images_per_second: train.len() as f64 / seconds,
+            });
+            progress.finish(history.last().expect("just pushed"), config.epochs);
+            for callback in callbacks.iter_mut() {
+                callback.on_epoch_end(self, &history)?;
+            }
+            if callbacks.iter().any(|c| c.should_stop()) {
+                break;
+            }
+        }
+        Ok(history)
+    }
+}

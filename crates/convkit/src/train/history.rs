@@ -1,0 +1,147 @@
+//! What happened in each epoch, kept in memory and written as CSV.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic_file::write_atomic;
+use crate::error::{Error, Result};
+
+/// One epoch's numbers. Validation columns are empty when there is no validation data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches (with dropout active, as in Keras).
+    pub loss: f64,
+    /// Training accuracy over the epoch.
+    pub accuracy: f64,
+    /// Loss on the validation data after the epoch.
+    pub val_loss: Option<f64>,
+    /// Accuracy on the validation data after the epoch.
+    pub val_accuracy: Option<f64>,
+    /// Learning rate in force during the epoch.
+    pub learning_rate: f64,
+    /// Wall time of the epoch's training steps, in seconds (validation excluded).
+    pub seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+}
+
+/// Every epoch so far, in order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// One record per finished epoch.
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl History {
+    /// The last finished epoch.
+    pub fn last(&self) -> Option<&EpochRecord> {
+        self.epochs.last()
+    }
+
+    /// The epoch with the lowest validation loss.
+    pub fn best_by_val_loss(&self) -> Option<&EpochRecord> {
+        self.epochs
+            .iter()
+            .filter(|r| r.val_loss.is_some_and(f64::is_finite))
+            .min_by(|a, b| a.val_loss.partial_cmp(&b.val_loss).expect("finite"))
+    }
+
+    /// Training seconds summed over epochs.
+    pub fn train_seconds(&self) -> f64 {
+        self.epochs.iter().map(|r| r.seconds).sum()
+    }
+
+    /// The history as CSV, one row per epoch; the header starts with
+    /// `epoch,loss,accuracy,val_loss,val_accuracy`.
+    pub fn to_csv(&self) -> Result<String> {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let invalid = |e: csv::Error| Error::InvalidConfig(format!("cannot write CSV: {e}"));
+        if self.epochs.is_empty() {
+            writer
+                .write_record([
+                    "epoch",
+                    "loss",
+                    "accuracy",
+                    "val_loss",
+                    "val_accuracy",
+                    "learning_rate",
+                    "seconds",
+                    "images_per_second",
+                ])
+                .map_err(invalid)?;
+        }
+        for record in &self.epochs {
+            writer.serialize(record).map_err(invalid)?;
+        }
+        let bytes = writer
+            .into_inner()
+            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        Ok(String::from_utf8(bytes).expect("CSV of numbers is UTF-8"))
+    }
+
+    /// Writes [`History::to_csv`] to `path`, atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_csv()?.as_bytes())
+    }
+
+    /// Reads a history written by [`History::write_csv`].
+    pub fn read_csv(path: &Path) -> Result<History> {
+        let mut reader =
+            csv::Reader::from_path(path).map_err(|e| Error::invalid_data(path, e.to_string()))?;
+        let epochs = reader
+            .deserialize()
+            .collect::<Result<Vec<EpochRecord>, _>>()
+            .map_err(|e| Error::invalid_data(path, e.to_string()))?;
+        Ok(History { epochs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(epoch: usize, val_loss: Option<f64>) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            loss: 0.5,
+            accuracy: 0.8,
+            val_loss,
+            val_accuracy: val_loss.map(|_| 0.75),
+            learning_rate: 1e-3,
+            seconds: 2.0,
+            images_per_second: 100.0,
+        }
+    }
+
+    #[test]
+    fn csv_round_trip_with_empty_validation() {
+        let history = History {
+            epochs: vec![record(1, Some(0.4)), record(2, None)],
+        };
+        let csv = history.to_csv().unwrap();
+        assert!(
+            csv.starts_with("epoch,loss,accuracy,val_loss,val_accuracy,"),
+            "{csv}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.csv");
+        history.write_csv(&path).unwrap();
+        assert_eq!(History::read_csv(&path).unwrap(), history);
+    }
+
+    #[test]
+    fn best_epoch_has_the_lowest_val_loss() {
+        let history = History {
+            epochs: vec![
+                record(1, Some(0.4)),
+                record(2, Some(0.3)),
+                record(3, Some(0.35)),
+            ],
+        };
+        assert_eq!(history.best_by_val_loss().unwrap().epoch, 2);
+        assert_eq!(history.train_seconds(), 6.0);
+    }
+}

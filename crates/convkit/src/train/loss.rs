@@ -1,0 +1,96 @@
+//! Losses, computed on logits.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Reduction, Tensor};
+
+use crate::error::{Error, Result};
+use crate::nn::Activation;
+
+/// A classification loss. Both work on logits, which equals Keras' loss on the softmax or
+/// sigmoid output without its clipping of probabilities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Cross-entropy of a softmax over classes, against integer labels.
+    SparseCategoricalCrossentropy,
+    /// Cross-entropy of a sigmoid output, against 0/1 labels.
+    BinaryCrossentropy,
+}
+
+impl Loss {
+    /// The loss that matches a model's final activation.
+    pub fn for_output(activation: Activation) -> Result<Loss> {
+        match activation {
+            Activation::Softmax => Ok(Loss::SparseCategoricalCrossentropy),
+            Activation::Sigmoid => Ok(Loss::BinaryCrossentropy),
+            other => Err(Error::InvalidConfig(format!(
+                "a classifier must end in a softmax or a sigmoid, this one ends in {other:?}"
+            ))),
+        }
+    }
+
+    fn compute(self, logits: &Tensor, labels: &Tensor, reduction: Reduction) -> Tensor {
+        match self {
+            Loss::SparseCategoricalCrossentropy => {
+                logits.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, 0.0)
+            }
+            Loss::BinaryCrossentropy => logits
+                .view([-1])
+                .binary_cross_entropy_with_logits::<Tensor>(
+                    &labels.to_kind(Kind::Float),
+                    None,
+                    None,
+                    reduction,
+                ),
+        }
+    }
+
+    /// Mean loss over the batch (what is minimised).
+    pub fn mean(self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        self.compute(logits, labels, Reduction::Mean)
+    }
+
+    /// Summed loss over the batch (what evaluation accumulates).
+    pub fn sum(self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        self.compute(logits, labels, Reduction::Sum)
+    }
+
+    /// Number of correct predictions in the batch, as a 0-d tensor.
+    pub fn correct(self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        let predicted = match self {
+            Loss::SparseCategoricalCrossentropy => logits.argmax(-1, false),
+            Loss::BinaryCrossentropy => logits.view([-1]).gt(0.0).to_kind(Kind::Int64),
+        };
+        predicted.eq_tensor(labels).sum(Kind::Int64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categorical_matches_the_formula() {
+        let logits = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 1.0]).view([2, 2]);
+        let labels = Tensor::from_slice(&[0i64, 0]);
+        let loss = Loss::SparseCategoricalCrossentropy;
+        let expected = ((1.0 + (-2.0f64).exp()).ln() + (1.0 + 1.0f64.exp()).ln()) / 2.0;
+        assert!((loss.mean(&logits, &labels).double_value(&[]) - expected).abs() < 1e-6);
+        assert_eq!(loss.correct(&logits, &labels).int64_value(&[]), 1);
+    }
+
+    #[test]
+    fn binary_matches_the_formula() {
+        let logits = Tensor::from_slice(&[0.0f32, 3.0]).view([2, 1]);
+        let labels = Tensor::from_slice(&[1i64, 0]);
+        let loss = Loss::BinaryCrossentropy;
+        let expected = 2.0f64.ln() + (1.0 + 3.0f64.exp()).ln();
+        assert!((loss.sum(&logits, &labels).double_value(&[]) - expected).abs() < 1e-5);
+        assert_eq!(loss.correct(&logits, &labels).int64_value(&[]), 0);
+    }
+
+    #[test]
+    fn a_linear_output_has_no_classification_loss() {
+        assert!(Loss::for_output(Activation::Relu).is_err());
+    }
+}

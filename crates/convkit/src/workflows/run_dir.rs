@@ -1,0 +1,114 @@
+//! The files of a run folder, and the measurements every run records.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::atomic_file::write_atomic;
+use crate::error::{Error, Result};
+
+/// The standard files of a run folder.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// Creates the folder (and its parents) if needed.
+    pub fn create(root: &Path) -> Result<RunDir> {
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        Ok(RunDir {
+            root: root.to_owned(),
+        })
+    }
+
+    /// An existing run folder; fails with a clear message if it is not one.
+    pub fn open(root: &Path) -> Result<RunDir> {
+        let run = RunDir {
+            root: root.to_owned(),
+        };
+        if !run.model().is_file() {
+            return Err(Error::invalid_data(
+                root,
+                "not a convkit run folder: model.safetensors is missing (train one with `convkit mnist`)",
+            ));
+        }
+        Ok(run)
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `model.safetensors`: the trained parameters (with `model.json` beside it).
+    pub fn model(&self) -> PathBuf {
+        self.root.join("model.safetensors")
+    }
+
+    /// `history.csv`: one row per epoch.
+    pub fn history(&self) -> PathBuf {
+        self.root.join("history.csv")
+    }
+
+    /// `curves.png`: loss and accuracy per epoch.
+    pub fn curves(&self) -> PathBuf {
+        self.root.join("curves.png")
+    }
+
+    /// `metrics.json`: final numbers of the run.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.json")
+    }
+
+    /// `run.json`: what was asked for (job, data, settings), so the run can be evaluated
+    /// and repeated.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("run.json")
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut json = serde_json::to_vec_pretty(value).map_err(|e| Error::Json {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    json.push(b'\n');
+    write_atomic(path, &json)
+}
+
+/// Reads JSON from `path`, naming the file in any error.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Json {
+        path: path.to_owned(),
+        source: e,
+    })
+}
+
+/// The process's peak resident memory so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_memory_is_read_on_linux() {
+        let peak = peak_rss_bytes().unwrap();
+        assert!(peak > 1 << 20, "{peak}");
+    }
+
+    #[test]
+    fn opening_a_folder_without_a_model_explains() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = RunDir::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a convkit run folder"), "{err}");
+    }
+}
