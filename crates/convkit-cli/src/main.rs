@@ -37,14 +37,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = (|| {
-        let threads = convkit::device::set_threads(cli.threads);
-        match cli.command {
-            Command::Summary(args) => commands::summary::run(args),
-            Command::Mnist(args) => commands::mnist::run(args, &cli.device, threads),
-            Command::Evaluate(args) => commands::evaluate::run(args, &cli.device),
-        }
-    })();
+    convkit::device::set_threads(cli.threads);
+    let result = match cli.command {
+        Command::Summary(args) => commands::summary::run(args),
+        Command::Mnist(args) => commands::mnist::run(args, &cli.device),
+        Command::Evaluate(args) => commands::evaluate::run(args, &cli.device),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

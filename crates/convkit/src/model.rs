@@ -84,6 +84,11 @@ impl Model {
         &self.vs
     }
 
+    /// The parameters, mutably (to change their precision or device, or load weights).
+    pub fn var_store_mut(&mut self) -> &mut VarStore {
+        &mut self.vs
+    }
+
     /// Class names, indexed by the model's output (`"0"`, `"1"`, ... until set).
     pub fn classes(&self) -> &[String] {
         &self.classes

@@ -79,10 +79,11 @@ mod tests {
 
     fn store(out: i64) -> VarStore {
         let vs = VarStore::new(Device::Cpu);
-        vs.root()
-            .sub("dense")
-            .var("weight", &[out, 3], Init::Uniform { lo: -1.0, up: 1.0 });
-        vs.root().sub("dense").var("bias", &[out], Init::Const(0.5));
+        let _ =
+            vs.root()
+                .sub("dense")
+                .var("weight", &[out, 3], Init::Uniform { lo: -1.0, up: 1.0 });
+        let _ = vs.root().sub("dense").var("bias", &[out], Init::Const(0.5));
         vs
     }
 

@@ -8,12 +8,14 @@ use convkit::device::parse_device;
 use convkit::train::Optimizer;
 use convkit::workflows::{run_mnist, MnistJob};
 
-/// Train the chapter's MNIST convnet, evaluate it on the 10,000 test images, and write a run
-/// folder: model.safetensors + model.json, history.csv, curves.png, metrics.json, run.json.
+/// Train the chapter's MNIST convnet and evaluate it on the 10,000 test images.
 ///
-/// The defaults reproduce the chapter: 5 epochs, batches of 64, RMSprop (learning rate 1e-3,
-/// rho 0.9, epsilon 1e-7), inputs / 255, and 10% of the training images held out for
-/// validation. Expect about 99.1% test accuracy.
+/// Writes a run folder: model.safetensors + model.json, history.csv, curves.png,
+/// metrics.json and run.json.
+///
+/// The defaults reproduce the chapter: 5 epochs, batches of 64,
+/// RMSprop (learning rate 1e-3, rho 0.9, epsilon 1e-7), inputs / 255, and 10% of the
+/// training images held out for validation. Expect about 99.1% test accuracy.
 ///
 /// Examples:
 ///   convkit mnist
@@ -67,7 +69,7 @@ pub struct MnistArgs {
     quiet: bool,
 }
 
-pub fn run(args: MnistArgs, device: &str, _threads: usize) -> anyhow::Result<()> {
+pub fn run(args: MnistArgs, device: &str) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from(format!(

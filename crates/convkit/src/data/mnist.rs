@@ -12,6 +12,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::data::dataset::Dataset;
 use crate::data::download::{download_verified, sha256_file};
 use crate::data::idx::{read_idx, IdxArray};
 use crate::error::{Error, Result};
@@ -38,6 +39,9 @@ pub const MNIST_FILES: [(&str, &str); 4] = [
         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     ),
 ];
+
+/// The class names of MNIST: label `i` is the digit `i`.
+pub const MNIST_CLASSES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// The number of classes; every label must be below it.
 const NUM_CLASSES: u8 = 10;
@@ -125,6 +129,19 @@ pub fn load_mnist_dir(dir: &Path) -> Result<MnistArrays> {
         test_images: test.0,
         test_labels: test.1,
     })
+}
+
+/// Reads MNIST from `dir` (see [`load_mnist_dir`]) as a training and a test [`Dataset`]:
+/// images `u8` `(N, 1, 28, 28)`, labels `(N)`, classes [`MNIST_CLASSES`].
+///
+/// # Errors
+/// As [`load_mnist_dir`].
+pub fn load_mnist_datasets(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let arrays = load_mnist_dir(dir)?;
+    let classes: Vec<String> = MNIST_CLASSES.iter().map(|c| c.to_string()).collect();
+    let train = Dataset::from_idx(&arrays.train_images, &arrays.train_labels, classes.clone())?;
+    let test = Dataset::from_idx(&arrays.test_images, &arrays.test_labels, classes)?;
+    Ok((train, test))
 }
 
 /// The path of the file for `stem` in `dir`, or an error naming what was expected.
@@ -475,6 +492,16 @@ mod tests {
     }
 
     #[test]
+    fn loads_as_datasets_with_a_channel_axis_and_digit_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        write_fake(dir.path(), GZ_NAMES, 20, 10);
+        let (train, test) = load_mnist_datasets(dir.path()).unwrap();
+        assert_eq!((train.len(), test.len()), (20, 10));
+        assert_eq!(train.images().size(), vec![20, 1, 2, 3]);
+        assert_eq!(test.classes(), MNIST_CLASSES.map(String::from));
+    }
+
+    #[test]
     fn a_missing_file_is_named_with_its_folder() {
         let dir = tempfile::tempdir().unwrap();
         write_fake(dir.path(), GZ_NAMES, 20, 10);
@@ -740,18 +767,4 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
     }
-}
-
-/// Reads the MNIST files in `dir` as `(train, test)` datasets: images `u8`
-/// `(N, 1, 28, 28)`, labels 0..9, classes `"0"` to `"9"`.
-pub fn load_mnist_datasets(dir: &Path) -> Result<(crate::data::Dataset, crate::data::Dataset)> {
-    let arrays = load_mnist_dir(dir)?;
-    let classes: Vec<String> = (0..NUM_CLASSES).map(|d| d.to_string()).collect();
-    let train = crate::data::Dataset::from_idx(
-        &arrays.train_images,
-        &arrays.train_labels,
-        classes.clone(),
-    )?;
-    let test = crate::data::Dataset::from_idx(&arrays.test_images, &arrays.test_labels, classes)?;
-    Ok((train, test))
 }

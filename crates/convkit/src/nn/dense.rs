@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn computes_x_w_plus_b() {
         let vs = VarStore::new(Device::Cpu);
-        let layer = DenseSpec {
+        let mut layer = DenseSpec {
             units: 2,
             activation: Activation::Linear,
         }

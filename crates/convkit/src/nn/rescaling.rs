@@ -28,8 +28,9 @@ impl RescalingSpec {
     }
 }
 
-/// A built [`RescalingSpec`]. Byte images go in, float images come out, so datasets can stay
-/// as compact `u8` tensors until the batch reaches the model.
+/// A built [`RescalingSpec`]. Byte images go in, `f32` images come out (floating inputs keep
+/// their precision), so datasets can stay as compact `u8` tensors until the batch reaches
+/// the model.
 #[derive(Debug)]
 pub struct Rescaling {
     scale: f64,
@@ -38,7 +39,11 @@ pub struct Rescaling {
 
 impl Layer for Rescaling {
     fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let ys = xs.to_kind(Kind::Float) * self.scale;
+        let ys = if xs.is_floating_point() {
+            xs * self.scale
+        } else {
+            xs.to_kind(Kind::Float) * self.scale
+        };
         if self.offset == 0.0 {
             ys
         } else {

@@ -60,6 +60,7 @@ impl Sequential {
     }
 
     /// Appends a layer, named as Keras would (`dense`, `dense_1`, ...).
+    #[allow(clippy::should_implement_trait)] // Keras' name for it; not an arithmetic `+`.
     pub fn add(mut self, spec: LayerSpec) -> Self {
         let prefix = spec.name_prefix();
         let taken = self

@@ -68,9 +68,22 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
             .titled(title, ("sans-serif", 22).into_font())
             .map_err(|e| plot_error(&e))?;
         let (left, right) = root.split_horizontally(600);
-        draw_panel(&left, "Loss", &loss, history.epochs.len()).map_err(|e| plot_error(&e))?;
-        draw_panel(&right, "Accuracy", &accuracy, history.epochs.len())
-            .map_err(|e| plot_error(&e))?;
+        draw_panel(
+            &left,
+            "Loss",
+            &loss,
+            history.epochs.len(),
+            SeriesLabelPosition::UpperRight,
+        )
+        .map_err(|e| plot_error(&e))?;
+        draw_panel(
+            &right,
+            "Accuracy",
+            &accuracy,
+            history.epochs.len(),
+            SeriesLabelPosition::LowerRight,
+        )
+        .map_err(|e| plot_error(&e))?;
         root.present().map_err(|e| plot_error(&e))
     })
 }
@@ -80,6 +93,7 @@ fn draw_panel<DB: DrawingBackend>(
     caption: &str,
     series: &[Series],
     epochs: usize,
+    legend: SeriesLabelPosition,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let values: Vec<f64> = series
         .iter()
@@ -109,7 +123,7 @@ fn draw_panel<DB: DrawingBackend>(
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.3}"))
         .label_style(("sans-serif", 13))
-        .light_line_style(RGBColor(235, 235, 235))
+        .light_line_style(WHITE)
         .draw()?;
     for (name, points, color, dots) in series {
         if points.is_empty() {
@@ -138,7 +152,7 @@ fn draw_panel<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
         .label_font(("sans-serif", 13))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend)
         .draw()
 }
 

@@ -37,7 +37,7 @@ impl Loss {
             Loss::BinaryCrossentropy => logits
                 .view([-1])
                 .binary_cross_entropy_with_logits::<Tensor>(
-                    &labels.to_kind(Kind::Float),
+                    &labels.to_kind(logits.kind()),
                     None,
                     None,
                     reduction,

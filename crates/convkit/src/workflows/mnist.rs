@@ -130,12 +130,11 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
     )?;
     if job.progress {
         eprintln!(
-            "MNIST from {}: {} training, {} validation, {} test images; {} on {} ({} threads)",
+            "MNIST from {}: {} training, {} validation, {} test images; mnist_convnet on {} ({} threads)",
             data_dir.display(),
             train.len(),
             validation.len(),
             test.len(),
-            "mnist_convnet",
             device_name(device),
             threads
         );

@@ -1,0 +1,244 @@
+//! The `convkit` binary end to end, in temporary folders, on the real MNIST files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn convkit() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_convkit"));
+    command.env_remove("CONVKIT_MNIST_MIRROR");
+    command
+}
+
+/// The shared data folder: `$CONVKIT_DATA`, else `../shared/data` beside the repository.
+fn data_root() -> PathBuf {
+    let root = std::env::var_os("CONVKIT_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(
+        root.join("mnist").is_dir(),
+        "these tests read the real MNIST files: set CONVKIT_DATA to the folder holding mnist/ (tried {})",
+        root.display()
+    );
+    root
+}
+
+fn run_ok(command: &mut Command) -> Output {
+    let output = command.output().expect("convkit starts");
+    assert!(
+        output.status.success(),
+        "convkit failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn run_err(command: &mut Command) -> String {
+    let output = command.output().expect("convkit starts");
+    assert!(!output.status.success(), "convkit should have failed");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+#[test]
+fn summary_shows_the_chapter_model() {
+    let output = run_ok(convkit().args(["summary", "mnist"]));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("Total params: 104,202"), "{text}");
+    assert!(text.contains("conv2d_2 (Conv2D)"), "{text}");
+    assert!(text.contains("(None, 128, 3, 3)"), "{text}");
+}
+
+#[test]
+fn help_teaches_the_commands() {
+    let text = String::from_utf8(run_ok(convkit().arg("--help")).stdout).unwrap();
+    for command in ["mnist", "summary", "evaluate", "--device", "--threads"] {
+        assert!(text.contains(command), "--help lacks {command}:\n{text}");
+    }
+    let text = String::from_utf8(run_ok(convkit().args(["mnist", "--help"])).stdout).unwrap();
+    assert!(
+        text.contains("CONVKIT_DATA") && text.contains("99.1%"),
+        "{text}"
+    );
+}
+
+/// Trains on a slice of real MNIST (1 epoch, 6,000 images), checks that it learned, that
+/// the run folder is complete, and that `evaluate` reloads the same model and numbers.
+#[test]
+fn mnist_learns_and_evaluate_reproduces_the_test_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = run_ok(
+        convkit()
+            .current_dir(dir.path())
+            .env("CONVKIT_DATA", data_root())
+            .args([
+                "mnist",
+                "--epochs",
+                "1",
+                "--limit",
+                "6000",
+                "--validation-split",
+                "0.1",
+            ])
+            .args([
+                "--seed", "1", "--quiet", "--json", "--device", "cpu", "--out",
+            ])
+            .arg(&out),
+    );
+    let metrics = json(&output);
+    let accuracy = metrics["test_accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.90,
+        "1 epoch on 6,000 images should pass 90%, got {accuracy}"
+    );
+    assert_eq!(metrics["test_count"], 10_000);
+    assert_eq!(metrics["params"], 104_202);
+    for file in [
+        "model.safetensors",
+        "model.json",
+        "history.csv",
+        "curves.png",
+        "metrics.json",
+        "run.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
+    assert!(
+        history.starts_with("epoch,loss,accuracy,val_loss,val_accuracy"),
+        "{history}"
+    );
+    assert_eq!(history.lines().count(), 2, "{history}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(saved["test_accuracy"], metrics["test_accuracy"]);
+
+    let evaluated = json(&run_ok(
+        convkit()
+            .args(["evaluate", "--json", "--device", "cpu"])
+            .arg(&out),
+    ));
+    assert_eq!(evaluated["accuracy"], metrics["test_accuracy"]);
+    assert_eq!(evaluated["count"], 10_000);
+    let loss = evaluated["loss"].as_f64().unwrap();
+    assert!((loss - metrics["test_loss"].as_f64().unwrap()).abs() < 1e-9);
+}
+
+/// Same seed, same numbers; another seed, other numbers.
+#[test]
+fn runs_are_repeatable_with_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |seed: &str, name: &str| {
+        let output = run_ok(
+            convkit()
+                .env("CONVKIT_DATA", data_root())
+                .args([
+                    "mnist",
+                    "--epochs",
+                    "1",
+                    "--limit",
+                    "1500",
+                    "--quiet",
+                    "--json",
+                    "--threads",
+                    "2",
+                ])
+                .args(["--device", "cpu", "--seed", seed, "--out"])
+                .arg(dir.path().join(name)),
+        );
+        let metrics = json(&output);
+        (
+            metrics["test_loss"].as_f64().unwrap(),
+            metrics["test_accuracy"].as_f64().unwrap(),
+        )
+    };
+    let a = train("7", "a");
+    let b = train("7", "b");
+    let c = train("8", "c");
+    assert_eq!(a, b, "same seed, same thread count: identical results");
+    assert_ne!(a.0, c.0, "another seed should change the result");
+    let history =
+        |name: &str| std::fs::read_to_string(dir.path().join(name).join("history.csv")).unwrap();
+    let strip = |h: String| -> Vec<String> {
+        // Timing columns differ between runs; the learning columns must not.
+        h.lines()
+            .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(strip(history("a")), strip(history("b")));
+}
+
+#[test]
+fn a_missing_data_folder_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let stderr = run_err(
+        convkit()
+            .args(["mnist", "--quiet", "--data"])
+            .arg(&missing)
+            .arg("--out")
+            .arg(dir.path().join("r")),
+    );
+    assert!(
+        stderr.contains("MNIST") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_truncated_data_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("mnist");
+    std::fs::create_dir(&data).unwrap();
+    for entry in std::fs::read_dir(data_root().join("mnist")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, data.join(path.file_name().unwrap())).unwrap();
+    }
+    let labels = data.join("t10k-labels-idx1-ubyte.gz");
+    let bytes = std::fs::read(&labels).unwrap();
+    std::fs::write(&labels, &bytes[..bytes.len() / 2]).unwrap();
+    let stderr = run_err(
+        convkit()
+            .args(["mnist", "--quiet", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(dir.path().join("r")),
+    );
+    assert!(stderr.contains("t10k-labels-idx1-ubyte.gz"), "{stderr}");
+    assert!(!dir.path().join("r").join("model.safetensors").exists());
+}
+
+#[test]
+fn evaluate_explains_a_folder_that_is_not_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(convkit().arg("evaluate").arg(dir.path()));
+    assert!(stderr.contains("not a convkit run folder"), "{stderr}");
+}
+
+#[test]
+fn unknown_model_and_device_are_explained() {
+    let stderr = run_err(convkit().args(["summary", "resnet9000"]));
+    assert!(
+        stderr.contains("unknown model `resnet9000`") && stderr.contains("mnist"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(
+        convkit()
+            .args(["mnist", "--device", "tpu", "--out"])
+            .arg(dir.path()),
+    );
+    assert!(stderr.contains("unknown device `tpu`"), "{stderr}");
+}

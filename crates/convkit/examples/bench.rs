@@ -1,0 +1,66 @@
+//! Throughput of convkit's hot paths, measured the way `shared/bench/torch_reference.py`
+//! measures PyTorch's: 2 warm-up steps, then steps for at least `--seconds`, one JSON line.
+//!
+//! ```text
+//! cargo run --release -p convkit --example bench -- a [--seconds 10]
+//! ```
+//! Workloads:
+//! - `a`: a training step of the MNIST convnet (forward, loss, backward, RMSprop), batch 64,
+//!   synthetic input, through the same code as `Model::fit`.
+//! - `a_inf`: MNIST convnet inference, batch 64.
+
+use std::time::Instant;
+
+use convkit::models::mnist_convnet;
+use convkit::train::Optimizer;
+use convkit::Model;
+use tch::{Device, Kind, Tensor};
+
+fn rate(mut step: impl FnMut(), batch: usize, seconds: f64, warmup: usize) -> f64 {
+    for _ in 0..warmup {
+        step();
+    }
+    let (mut n, start) = (0usize, Instant::now());
+    while n < 3 || start.elapsed().as_secs_f64() < seconds {
+        step();
+        n += 1;
+    }
+    (n * batch) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() -> convkit::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let workload = args.first().map(String::as_str).unwrap_or("a").to_owned();
+    let seconds = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .map_or(10.0, |s| s.parse().expect("--seconds takes a number"));
+    let threads = convkit::device::set_threads(None);
+    tch::manual_seed(1);
+    let images_per_s = match workload.as_str() {
+        "a" => {
+            let model = Model::new(&mnist_convnet(), Device::Cpu, 1)?;
+            let loss = model.loss()?;
+            let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
+            let x = Tensor::rand([64, 1, 28, 28], (Kind::Float, Device::Cpu)) * 255.0;
+            let y = Tensor::randint(10, [64], (Kind::Int64, Device::Cpu));
+            rate(|| optimizer.backward_step(&loss.mean(&model.forward(&x, true), &y)), 64, seconds, 2)
+        }
+        "a_inf" => {
+            let model = Model::new(&mnist_convnet(), Device::Cpu, 1)?;
+            let x = Tensor::rand([64, 1, 28, 28], (Kind::Float, Device::Cpu)) * 255.0;
+            let _guard = tch::no_grad_guard();
+            rate(|| drop(model.forward(&x, false)), 64, seconds, 2)
+        }
+        other => {
+            eprintln!("unknown workload `{other}`: a or a_inf");
+            std::process::exit(2);
+        }
+    };
+    println!(
+        "{{\"engine\": \"convkit {} (tch 0.26, libtorch 2.13)\", \"threads\": {threads}, \"workload\": \"{workload}\", \"images_per_s\": {images_per_s:.1}}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(())
+}
