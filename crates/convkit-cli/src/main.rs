@@ -31,8 +31,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Mnist(commands::mnist::MnistArgs),
-    Summary(commands::summary::SummaryArgs),
+    Train(commands::train::TrainArgs),
     Evaluate(commands::evaluate::EvaluateArgs),
+    Predict(commands::predict::PredictArgs),
+    AugmentPreview(commands::augment_preview::AugmentPreviewArgs),
+    Summary(commands::summary::SummaryArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,7 +44,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Summary(args) => commands::summary::run(args),
         Command::Mnist(args) => commands::mnist::run(args, &cli.device),
+        Command::Train(args) => commands::train::run(args, &cli.device),
         Command::Evaluate(args) => commands::evaluate::run(args, &cli.device),
+        Command::Predict(args) => commands::predict::run(args, &cli.device),
+        Command::AugmentPreview(args) => commands::augment_preview::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

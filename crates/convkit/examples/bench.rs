@@ -8,12 +8,17 @@
 //! - `a`: a training step of the MNIST convnet (forward, loss, backward, RMSprop), batch 64,
 //!   synthetic input, through the same code as `Model::fit`.
 //! - `a_inf`: MNIST convnet inference, batch 64.
+//! - `b`: a training step of the chapter's cats-vs-dogs convnet, 180x180x3, batch 32.
+//! - `d --data DIR [--threads N]`: decode + resize to 180x180 of the JPEGs under DIR, on N
+//!   threads (default: all cores; the reference uses one process).
 
 use std::time::Instant;
 
-use convkit::models::mnist_convnet;
+use convkit::data::image_folder::{load_image, ImageOptions};
+use convkit::models::{mnist_convnet, small_convnet, SmallConvnetOptions};
 use convkit::train::Optimizer;
 use convkit::Model;
+use rayon::prelude::*;
 use tch::{Device, Kind, Tensor};
 
 fn rate(mut step: impl FnMut(), batch: usize, seconds: f64, warmup: usize) -> f64 {
@@ -31,12 +36,16 @@ fn rate(mut step: impl FnMut(), batch: usize, seconds: f64, warmup: usize) -> f6
 fn main() -> convkit::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let workload = args.first().map(String::as_str).unwrap_or("a").to_owned();
-    let seconds = args
-        .iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
-        .map_or(10.0, |s| s.parse().expect("--seconds takes a number"));
-    let threads = convkit::device::set_threads(None);
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seconds = flag("--seconds").map_or(10.0, |s| s.parse().expect("--seconds takes a number"));
+    let threads = convkit::device::set_threads(
+        flag("--threads").map(|n| n.parse().expect("--threads takes a number")),
+    );
     tch::manual_seed(1);
     let images_per_s = match workload.as_str() {
         "a" => {
@@ -45,7 +54,12 @@ fn main() -> convkit::Result<()> {
             let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
             let x = Tensor::rand([64, 1, 28, 28], (Kind::Float, Device::Cpu)) * 255.0;
             let y = Tensor::randint(10, [64], (Kind::Int64, Device::Cpu));
-            rate(|| optimizer.backward_step(&loss.mean(&model.forward(&x, true), &y)), 64, seconds, 2)
+            rate(
+                || optimizer.backward_step(&loss.mean(&model.forward(&x, true), &y)),
+                64,
+                seconds,
+                2,
+            )
         }
         "a_inf" => {
             let model = Model::new(&mnist_convnet(), Device::Cpu, 1)?;
@@ -53,8 +67,57 @@ fn main() -> convkit::Result<()> {
             let _guard = tch::no_grad_guard();
             rate(|| drop(model.forward(&x, false)), 64, seconds, 2)
         }
+        "b" => {
+            let model = Model::new(
+                &small_convnet(&SmallConvnetOptions::default()),
+                Device::Cpu,
+                1,
+            )?;
+            let loss = model.loss()?;
+            let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
+            let x = Tensor::rand([32, 3, 180, 180], (Kind::Float, Device::Cpu)) * 255.0;
+            let y = Tensor::randint(2, [32], (Kind::Int64, Device::Cpu));
+            rate(
+                || optimizer.backward_step(&loss.mean(&model.forward(&x, true), &y)),
+                32,
+                seconds,
+                2,
+            )
+        }
+        "d" => {
+            let dir = flag("--data").expect("d needs --data DIR");
+            let mut files = Vec::new();
+            let mut stack = vec![std::path::PathBuf::from(dir)];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).expect("readable folder") {
+                    let path = entry.expect("entry").path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|e| {
+                        e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")
+                    }) {
+                        files.push(path);
+                    }
+                }
+            }
+            files.sort();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("thread pool");
+            let options = ImageOptions::default();
+            let start = Instant::now();
+            let decoded: usize = pool.install(|| {
+                files
+                    .par_iter()
+                    .map(|f| load_image(f, &options).map(|p| p.len()).unwrap_or(0))
+                    .filter(|&n| n > 0)
+                    .count()
+            });
+            decoded as f64 / start.elapsed().as_secs_f64()
+        }
         other => {
-            eprintln!("unknown workload `{other}`: a or a_inf");
+            eprintln!("unknown workload `{other}`: a, a_inf, b or d");
             std::process::exit(2);
         }
     };

@@ -101,6 +101,40 @@ impl Dataset {
         }
     }
 
+    /// The samples at `indices`, in that order.
+    pub fn select(&self, indices: &[i64]) -> Dataset {
+        let index = Tensor::from_slice(indices).to_device(self.images.device());
+        Dataset {
+            images: self.images.index_select(0, &index),
+            labels: self.labels.index_select(0, &index),
+            classes: self.classes.clone(),
+        }
+    }
+
+    /// Splits the samples at random (seeded) into `(training, validation)`, the
+    /// validation part holding `fraction` of them, as Keras' `image_dataset_from_directory`
+    /// does with `validation_split` and `seed`.
+    pub fn split_validation_shuffled(
+        &self,
+        fraction: f64,
+        seed: u64,
+    ) -> Result<(Dataset, Dataset)> {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        if !(0.0..1.0).contains(&fraction) {
+            return Err(Error::InvalidConfig(format!(
+                "validation split must be in [0, 1), got {fraction}"
+            )));
+        }
+        let mut order: Vec<i64> = (0..self.len() as i64).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let n_train = self.len() - (self.len() as f64 * fraction).round() as usize;
+        Ok((
+            self.select(&order[..n_train]),
+            self.select(&order[n_train..]),
+        ))
+    }
+
     /// The first `n` samples (all of them if there are fewer).
     pub fn take(&self, n: usize) -> Dataset {
         self.slice(0, n)

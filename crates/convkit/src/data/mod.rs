@@ -4,11 +4,13 @@
 //! - [`mnist`]: finding, downloading, reading and checking the four MNIST files.
 //! - [`download`]: fetching a file and checking its sha256 before it lands.
 //! - [`dataset`]: labelled images in memory as tensors; [`batches`]: iterating them.
+//! - [`image_folder`]: folders of class sub-folders of JPEG/PNG/... images, decoded in parallel.
 
 pub mod batches;
 pub mod dataset;
 pub mod download;
 pub mod idx;
+pub mod image_folder;
 pub mod mnist;
 
 pub use batches::{Batch, Batches};

@@ -184,6 +184,6 @@ mod tests {
         assert!(text.contains("conv2d (Conv2D)"), "{text}");
         assert!(text.contains("(None, 4, 6, 6)"), "{text}");
         assert!(text.contains("dense (Dense)"), "{text}");
-        assert!(text.contains("Total params: 362 (1.41 KB)"), "{text}");
+        assert!(text.contains("Total params: 330 (1.29 KB)"), "{text}");
     }
 }

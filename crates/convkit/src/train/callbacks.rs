@@ -17,6 +17,11 @@ pub trait Callback {
     fn should_stop(&self) -> bool {
         false
     }
+
+    /// A new learning rate for the next epochs, when the callback sets one.
+    fn new_learning_rate(&mut self) -> Option<f64> {
+        None
+    }
 }
 
 /// Rewrites `history.csv` after every epoch, so a run stopped at any point keeps what it did.
@@ -109,6 +114,51 @@ impl Callback for EarlyStopping {
     }
 }
 
+/// Multiplies the learning rate by `factor` when the validation loss has not improved for
+/// `patience` epochs (Keras' `ReduceLROnPlateau`), down to `min_learning_rate`.
+#[derive(Debug)]
+pub struct ReduceLrOnPlateau {
+    factor: f64,
+    patience: usize,
+    min_learning_rate: f64,
+    last_reduction_epoch: usize,
+    pending: Option<f64>,
+}
+
+impl ReduceLrOnPlateau {
+    /// Keras' defaults are `factor` 0.1, `patience` 10, `min_learning_rate` 0.
+    pub fn new(factor: f64, patience: usize, min_learning_rate: f64) -> Self {
+        ReduceLrOnPlateau {
+            factor,
+            patience,
+            min_learning_rate,
+            last_reduction_epoch: 0,
+            pending: None,
+        }
+    }
+}
+
+impl Callback for ReduceLrOnPlateau {
+    fn on_epoch_end(&mut self, _model: &Model, history: &History) -> Result<()> {
+        let (Some(best), Some(last)) = (history.best_by_val_loss(), history.last()) else {
+            return Ok(());
+        };
+        let since = best.epoch.max(self.last_reduction_epoch);
+        if last.epoch - since >= self.patience {
+            let lr = (last.learning_rate * self.factor).max(self.min_learning_rate);
+            if lr < last.learning_rate {
+                self.pending = Some(lr);
+                self.last_reduction_epoch = last.epoch;
+            }
+        }
+        Ok(())
+    }
+
+    fn new_learning_rate(&mut self) -> Option<f64> {
+        self.pending.take()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +192,29 @@ mod tests {
         stop.on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45, 0.41]))
             .unwrap();
         assert!(stop.should_stop());
+    }
+
+    #[test]
+    fn reduce_on_plateau_lowers_the_rate_once_per_plateau() {
+        let model = Model::new(&crate::models::mnist_convnet(), tch::Device::Cpu, 0).unwrap();
+        let mut reduce = ReduceLrOnPlateau::new(0.5, 2, 1e-4);
+        reduce
+            .on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45]))
+            .unwrap();
+        assert_eq!(reduce.new_learning_rate(), None);
+        reduce
+            .on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45, 0.41]))
+            .unwrap();
+        assert_eq!(reduce.new_learning_rate(), Some(5e-4));
+        assert_eq!(reduce.new_learning_rate(), None, "taken once");
+        reduce
+            .on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45, 0.41, 0.42]))
+            .unwrap();
+        assert_eq!(
+            reduce.new_learning_rate(),
+            None,
+            "patience restarts after a reduction"
+        );
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl Model {
         let mut optimizer = config.optimizer.build(self.var_store())?;
         tch::manual_seed(config.seed as i64);
         let mut history = History::default();
+        let mut learning_rate = config.optimizer.learning_rate();
         for epoch in 1..=config.epochs {
             let batches = train.batches(
                 config.batch_size,
@@ -124,7 +125,7 @@ impl Model {
                 accuracy,
                 val_loss: val.map(|v| v.loss),
                 val_accuracy: val.map(|v| v.accuracy),
-                learning_rate: config.optimizer.learning_rate(),
+                learning_rate,
                 seconds,
                 images_per_second: train.len() as f64 / seconds,
             });
@@ -134,6 +135,17 @@ impl Model {
             }
             if callbacks.iter().any(|c| c.should_stop()) {
                 break;
+            }
+            if let Some(lr) = callbacks
+                .iter_mut()
+                .filter_map(|c| c.new_learning_rate())
+                .reduce(f64::min)
+            {
+                if config.progress {
+                    eprintln!("learning rate {learning_rate:e} -> {lr:e}");
+                }
+                learning_rate = lr;
+                optimizer.set_lr(lr);
             }
         }
         Ok(history)

@@ -9,7 +9,9 @@ pub mod metrics;
 pub mod optimizer;
 pub mod progress;
 
-pub use callbacks::{BestCheckpoint, Callback, CurvesPlot, EarlyStopping, HistoryCsv};
+pub use callbacks::{
+    BestCheckpoint, Callback, CurvesPlot, EarlyStopping, HistoryCsv, ReduceLrOnPlateau,
+};
 pub use evaluate::Evaluation;
 pub use fit::FitConfig;
 pub use history::{EpochRecord, History};

@@ -1,29 +1,44 @@
-//! `convkit evaluate RUN_DIR`: reloads a saved run and measures it on its test data.
+//! `convkit evaluate RUN_DIR`: reloads a saved run and measures it on test data.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tch::Device;
 
 use super::run_dir::{read_json, RunDir};
+use super::train::check_classes;
+use crate::data::image_folder::{ImageFolder, ImageOptions, SplitFolders};
 use crate::data::mnist::{load_mnist_datasets, locate_mnist};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::train::Evaluation;
 
+/// The parts of `run.json` that evaluation needs, for every kind of run.
 #[derive(Deserialize)]
-struct JobOnly {
+struct RunConfig {
     job: String,
-    data_dir: Option<std::path::PathBuf>,
+    data_dir: Option<PathBuf>,
+    validation_dir: Option<PathBuf>,
+    test_dir: Option<PathBuf>,
+    settings: Option<ImageSettings>,
 }
 
-/// Loads the model of the run in `run_dir` and evaluates it on the test split of the data it
-/// was trained on: `data` when given, else the folder recorded in `run.json`, else the
-/// usual search.
+#[derive(Deserialize)]
+struct ImageSettings {
+    #[serde(default)]
+    crop_to_aspect_ratio: bool,
+    #[serde(default)]
+    antialias: bool,
+}
+
+/// Loads the checkpoint of the run in `run_dir` (the best epoch when the run kept one) and
+/// evaluates it on the test data: `data` when given (for image runs, a folder of class
+/// sub-folders, or a data folder whose `test/` is used), else the run's own test split (its
+/// validation split when it has none).
 pub fn evaluate_run(run_dir: &Path, data: Option<&Path>, device: Device) -> Result<Evaluation> {
     let run = RunDir::open(run_dir)?;
-    let config: JobOnly = read_json(&run.config())?;
-    let model = Model::load(&run.model(), device)?;
+    let config: RunConfig = read_json(&run.config())?;
+    let model = Model::load(&run.checkpoint().expect("RunDir::open checked"), device)?;
     match config.job.as_str() {
         "mnist" => {
             let dir = match data {
@@ -36,9 +51,57 @@ pub fn evaluate_run(run_dir: &Path, data: Option<&Path>, device: Device) -> Resu
             let (_, test) = load_mnist_datasets(&dir)?;
             model.evaluate(&test, 1000)
         }
+        "train" => {
+            let dir = match data {
+                Some(dir) => {
+                    let splits = SplitFolders::detect(dir);
+                    if splits.train == dir {
+                        dir.to_owned()
+                    } else {
+                        splits.test.unwrap_or(splits.train)
+                    }
+                }
+                None => config.test_dir.or(config.validation_dir).ok_or_else(|| {
+                    Error::InvalidConfig(
+                        "the run's data had no test or validation folder: pass --data DIR".into(),
+                    )
+                })?,
+            };
+            let settings = config.settings.unwrap_or(ImageSettings {
+                crop_to_aspect_ratio: false,
+                antialias: false,
+            });
+            let options =
+                image_options_for(&model, settings.crop_to_aspect_ratio, settings.antialias);
+            let loaded = ImageFolder::scan(&dir)?.load(&options, false)?;
+            if !loaded.skipped.is_empty() {
+                eprintln!(
+                    "warning: skipped {} unreadable file(s) in {}",
+                    loaded.skipped.len(),
+                    dir.display()
+                );
+            }
+            check_classes(&model, &loaded.dataset, &dir)?;
+            model.evaluate(&loaded.dataset, 64)
+        }
         other => Err(Error::invalid_data(
             run.config(),
             format!("unknown job `{other}`"),
         )),
+    }
+}
+
+/// Image options that fit `model`'s input size.
+pub fn image_options_for(
+    model: &Model,
+    crop_to_aspect_ratio: bool,
+    antialias: bool,
+) -> ImageOptions {
+    let shape = &model.spec().input_shape;
+    let (h, w) = (shape[shape.len() - 2] as u32, shape[shape.len() - 1] as u32);
+    ImageOptions {
+        size: (h, w),
+        crop_to_aspect_ratio,
+        antialias,
     }
 }

@@ -3,8 +3,12 @@
 
 pub mod evaluate;
 pub mod mnist;
+pub mod predict;
 pub mod run_dir;
+pub mod train;
 
 pub use evaluate::evaluate_run;
 pub use mnist::{run_mnist, MnistJob, MnistReport};
+pub use predict::{predict_images, Prediction};
 pub use run_dir::RunDir;
+pub use train::{run_train, TrainJob, TrainReport};

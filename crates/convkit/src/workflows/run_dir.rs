@@ -46,6 +46,24 @@ impl RunDir {
         self.root.join("model.safetensors")
     }
 
+    /// `best.safetensors`: the epoch with the lowest validation loss (with `best.json`).
+    pub fn best(&self) -> PathBuf {
+        self.root.join("best.safetensors")
+    }
+
+    /// `last.safetensors`: the model after the last epoch (with `last.json`).
+    pub fn last(&self) -> PathBuf {
+        self.root.join("last.safetensors")
+    }
+
+    /// The checkpoint that evaluation and prediction use: `best.safetensors` when the run
+    /// kept one, else `model.safetensors`.
+    pub fn checkpoint(&self) -> Option<PathBuf> {
+        [self.best(), self.model()]
+            .into_iter()
+            .find(|p| p.is_file())
+    }
+
     /// `history.csv`: one row per epoch.
     pub fn history(&self) -> PathBuf {
         self.root.join("history.csv")

@@ -1,0 +1,267 @@
+//! Labelled images from a folder of class sub-folders (Keras' `image_dataset_from_directory`):
+//! decoded to RGB, resized, and held in memory as one byte tensor, so that later epochs never
+//! decode again.
+
+use std::path::{Path, PathBuf};
+
+use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{ImageReader, Limits};
+use rayon::prelude::*;
+use tch::Tensor;
+
+use super::dataset::Dataset;
+use crate::error::{Error, Result};
+
+/// File extensions read as images (any case).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "webp"];
+
+/// Images larger than this on either side are refused rather than decoded.
+const MAX_SIDE: u32 = 16_384;
+
+/// How images are turned into equal-size tensors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageOptions {
+    /// Output `(height, width)` (chapter: 180 x 180).
+    pub size: (u32, u32),
+    /// Centre-crop each image to the output's aspect ratio before resizing, instead of
+    /// stretching it (Keras' `crop_to_aspect_ratio`).
+    pub crop_to_aspect_ratio: bool,
+    /// Low-pass filter while shrinking (as PIL does) instead of plain bilinear interpolation
+    /// (as Keras and TensorFlow do by default).
+    pub antialias: bool,
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        ImageOptions {
+            size: (180, 180),
+            crop_to_aspect_ratio: false,
+            antialias: false,
+        }
+    }
+}
+
+/// Decodes the image at `path` (JPEG, PNG, BMP, GIF or WebP, found by content; grayscale and
+/// alpha converted to RGB) and resizes it: `(height * width * 3)` bytes, row-major RGB.
+pub fn load_image(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
+    let invalid = |message: String| Error::invalid_data(path, message);
+    let mut reader = ImageReader::open(path)
+        .map_err(|e| Error::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    if reader.format().is_none() {
+        return Err(invalid(
+            "not an image file (no known image format at its start)".into(),
+        ));
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(1 << 30);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => invalid(format!(
+            "image too large to decode (more than {MAX_SIDE} pixels on a side, or over 1 GiB)"
+        )),
+        other => invalid(format!("cannot decode image: {other}")),
+    })?;
+    let rgb = decoded.into_rgb8();
+    let (width, height) = rgb.dimensions();
+    if width == 0 || height == 0 {
+        return Err(invalid("image has no pixels".into()));
+    }
+    resize_rgb(rgb.into_raw(), width, height, options)
+        .map_err(|e| invalid(format!("cannot resize: {e}")))
+}
+
+/// Resizes a row-major RGB image to `options.size`.
+pub fn resize_rgb(
+    rgb: Vec<u8>,
+    width: u32,
+    height: u32,
+    options: &ImageOptions,
+) -> std::result::Result<Vec<u8>, String> {
+    let (out_h, out_w) = options.size;
+    let source =
+        Image::from_vec_u8(width, height, rgb, PixelType::U8x3).map_err(|e| e.to_string())?;
+    let mut target = Image::new(out_w, out_h, PixelType::U8x3);
+    let algorithm = if options.antialias {
+        ResizeAlg::Convolution(FilterType::Bilinear)
+    } else {
+        ResizeAlg::Interpolation(FilterType::Bilinear)
+    };
+    let mut resize = ResizeOptions::new().resize_alg(algorithm);
+    if options.crop_to_aspect_ratio {
+        resize = resize.fit_into_destination(None);
+    }
+    Resizer::new()
+        .resize(&source, &mut target, &resize)
+        .map_err(|e| e.to_string())?;
+    Ok(target.into_vec())
+}
+
+/// The files of a folder of class sub-folders, before decoding.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageFolder {
+    /// The folder.
+    pub root: PathBuf,
+    /// Class names: the sub-folder names, sorted.
+    pub classes: Vec<String>,
+    /// Every image file with its label (index into `classes`), sorted by class then name.
+    pub files: Vec<(PathBuf, i64)>,
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|entry| entry.map(|e| e.path()).map_err(|e| Error::io(dir, e)))
+        .collect::<Result<Vec<_>>>()?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn is_image_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+impl ImageFolder {
+    /// Lists `root`'s class sub-folders (sorted by name, so labels never depend on the file
+    /// system's order) and their image files. Fails, naming the folder, when `root` is not a
+    /// folder, has fewer than two classes, or a class has no image.
+    pub fn scan(root: &Path) -> Result<ImageFolder> {
+        if !root.is_dir() {
+            return Err(Error::invalid_data(
+                root,
+                "not a folder (expected one sub-folder per class)",
+            ));
+        }
+        let class_dirs: Vec<PathBuf> = sorted_entries(root)?
+            .into_iter()
+            .filter(|p| {
+                p.is_dir()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        if class_dirs.len() < 2 {
+            return Err(Error::invalid_data(
+                root,
+                format!(
+                    "found {} class sub-folder(s){}; a classifier needs at least two (one sub-folder of images per class)",
+                    class_dirs.len(),
+                    class_dirs.first().map(|d| format!(" ({})", d.display())).unwrap_or_default()
+                ),
+            ));
+        }
+        let mut classes = Vec::new();
+        let mut files = Vec::new();
+        for (label, dir) in class_dirs.iter().enumerate() {
+            let images: Vec<PathBuf> = sorted_entries(dir)?
+                .into_iter()
+                .filter(|p| p.is_file() && is_image_name(p))
+                .collect();
+            if images.is_empty() {
+                return Err(Error::invalid_data(
+                    dir,
+                    format!(
+                        "class folder holds no image ({})",
+                        IMAGE_EXTENSIONS.join(", ")
+                    ),
+                ));
+            }
+            classes.push(
+                dir.file_name()
+                    .expect("a sub-folder has a name")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            files.extend(images.into_iter().map(|p| (p, label as i64)));
+        }
+        Ok(ImageFolder {
+            root: root.to_owned(),
+            classes,
+            files,
+        })
+    }
+
+    /// Decodes and resizes every image on all cores. A file that cannot be read as an image
+    /// is skipped and reported in [`LoadedImages::skipped`]; with `strict`, it is an error
+    /// instead. Labels of the images kept are unchanged: a skipped file never shifts them.
+    pub fn load(&self, options: &ImageOptions, strict: bool) -> Result<LoadedImages> {
+        let results: Vec<(usize, Result<Vec<u8>>)> = self
+            .files
+            .par_iter()
+            .enumerate()
+            .map(|(i, (path, _))| (i, load_image(path, options)))
+            .collect();
+        let (h, w) = (options.size.0 as i64, options.size.1 as i64);
+        let mut pixels = Vec::with_capacity(self.files.len() * (h * w * 3) as usize);
+        let mut labels = Vec::with_capacity(self.files.len());
+        let mut skipped = Vec::new();
+        for (i, result) in results {
+            match result {
+                Ok(bytes) => {
+                    pixels.extend_from_slice(&bytes);
+                    labels.push(self.files[i].1);
+                }
+                Err(e) if strict => return Err(e),
+                Err(e) => skipped.push((self.files[i].0.clone(), e.to_string())),
+            }
+        }
+        if labels.is_empty() {
+            return Err(Error::invalid_data(&self.root, "no image could be decoded"));
+        }
+        let n = labels.len() as i64;
+        // HWC bytes per image -> (N, 3, H, W).
+        let images = Tensor::from_slice(&pixels)
+            .view([n, h, w, 3])
+            .permute([0, 3, 1, 2])
+            .contiguous();
+        let dataset = Dataset::new(images, Tensor::from_slice(&labels), self.classes.clone())?;
+        Ok(LoadedImages { dataset, skipped })
+    }
+}
+
+/// The result of [`ImageFolder::load`].
+#[derive(Debug)]
+pub struct LoadedImages {
+    /// The decoded images, in file order.
+    pub dataset: Dataset,
+    /// Files that were skipped, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The splits of a data folder laid out as `train/`, `validation/`, `test/` (each with class
+/// sub-folders), or a single folder of class sub-folders (then only `train` is set).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitFolders {
+    /// Training images.
+    pub train: PathBuf,
+    /// Validation images, if present.
+    pub validation: Option<PathBuf>,
+    /// Test images, if present.
+    pub test: Option<PathBuf>,
+}
+
+impl SplitFolders {
+    /// Recognises `root/train` (+ `validation` or `val`, + `test`); otherwise `root` itself
+    /// is the training folder.
+    pub fn detect(root: &Path) -> SplitFolders {
+        let dir = |names: &[&str]| names.iter().map(|n| root.join(n)).find(|p| p.is_dir());
+        match dir(&["train"]) {
+            Some(train) => SplitFolders {
+                train,
+                validation: dir(&["validation", "val"]),
+                test: dir(&["test"]),
+            },
+            None => SplitFolders {
+                train: root.to_owned(),
+                validation: None,
+                test: None,
+            },
+        }
+    }
+}

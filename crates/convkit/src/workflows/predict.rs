@@ -1,0 +1,73 @@
+//! `convkit predict RUN_DIR IMAGE...`: the class and its probability for each image.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use super::evaluate::image_options_for;
+use super::run_dir::RunDir;
+use crate::data::image_folder::load_image;
+use crate::error::Result;
+use crate::model::Model;
+use crate::nn::Activation;
+
+/// One image's prediction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The image.
+    pub image: PathBuf,
+    /// The most probable class.
+    pub class: String,
+    /// Its probability.
+    pub probability: f64,
+    /// Every class's probability, in class order.
+    pub probabilities: Vec<f64>,
+}
+
+/// Predicts each image with the checkpoint of the run in `run_dir` (the best epoch when the
+/// run kept one). Images are decoded and resized as in training.
+pub fn predict_images(
+    run_dir: &Path,
+    images: &[PathBuf],
+    device: Device,
+) -> Result<Vec<Prediction>> {
+    let run = RunDir::open(run_dir)?;
+    let model = Model::load(&run.checkpoint().expect("RunDir::open checked"), device)?;
+    let options = image_options_for(&model, false, false);
+    let (h, w) = (options.size.0 as i64, options.size.1 as i64);
+    let mut pixels = Vec::with_capacity(images.len() * (h * w * 3) as usize);
+    for path in images {
+        pixels.extend(load_image(path, &options)?);
+    }
+    let batch = Tensor::from_slice(&pixels)
+        .view([images.len() as i64, h, w, 3])
+        .permute([0, 3, 1, 2]);
+    let outputs = model
+        .predict(&batch, 32)
+        .to_kind(Kind::Double)
+        .to_device(Device::Cpu);
+    let outputs: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(outputs)?;
+    Ok(images
+        .iter()
+        .zip(outputs)
+        .map(|(path, out)| {
+            let probabilities = if model.spec().output_activation() == Activation::Sigmoid {
+                vec![1.0 - out[0], out[0]]
+            } else {
+                out
+            };
+            let (index, &probability) = probabilities
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .expect("at least one class");
+            Prediction {
+                image: path.clone(),
+                class: model.classes()[index].clone(),
+                probability,
+                probabilities,
+            }
+        })
+        .collect())
+}

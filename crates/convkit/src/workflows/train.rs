@@ -1,0 +1,335 @@
+//! `convkit train`: a convnet trained from scratch on a folder of images, with the best
+//! epoch kept, curves drawn, and the test split measured (the chapter's sections 2 and 3).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use super::run_dir::{peak_rss_bytes, write_json, RunDir};
+use crate::data::image_folder::{ImageFolder, ImageOptions, LoadedImages, SplitFolders};
+use crate::data::Dataset;
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::models::small_convnet::{small_convnet, SmallConvnetOptions};
+use crate::nn::LayerSpec;
+use crate::train::{
+    BestCheckpoint, Callback, CurvesPlot, EarlyStopping, Evaluation, FitConfig, HistoryCsv,
+    Optimizer, ReduceLrOnPlateau,
+};
+
+/// Settings of a training run on an image folder; [`TrainJob::new`] gives the chapter's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainJob {
+    /// A folder of class sub-folders, or one with `train/`, `validation/`, `test/` in it.
+    pub data_dir: PathBuf,
+    /// The run folder to write.
+    pub out_dir: PathBuf,
+    /// Side of the square images the model sees (chapter: 180).
+    pub image_size: u32,
+    /// How images are decoded and resized (size is taken from `image_size`).
+    pub crop_to_aspect_ratio: bool,
+    /// Low-pass filter when shrinking images.
+    pub antialias: bool,
+    /// Samples per step (chapter: 32).
+    pub batch_size: usize,
+    /// Passes over the training data (chapter: 30, or 100 with augmentation).
+    pub epochs: usize,
+    /// Augmentation layers in front of the model, active only in training.
+    pub augmentation: Vec<LayerSpec>,
+    /// Dropout before the classifier (chapter, section 3: 0.5).
+    pub dropout: Option<f64>,
+    /// Seed of the weights, the sample order, the augmentation draws and dropout.
+    pub seed: u64,
+    /// Fraction of the training images held out (seeded shuffle) when the data has no
+    /// `validation/` folder.
+    pub validation_split: f64,
+    /// The optimizer (chapter: RMSprop with Keras' defaults).
+    pub optimizer: Optimizer,
+    /// Stop after this many epochs without a lower validation loss.
+    pub early_stopping: Option<usize>,
+    /// Halve the learning rate after this many epochs without a lower validation loss.
+    pub reduce_lr_patience: Option<usize>,
+    /// An unreadable image is an error rather than a skipped file.
+    pub strict: bool,
+    /// Progress bars and per-epoch lines on stderr.
+    pub progress: bool,
+}
+
+impl TrainJob {
+    /// The chapter's section-2 settings on `data_dir`, writing to `out_dir`.
+    pub fn new(data_dir: PathBuf, out_dir: PathBuf) -> Self {
+        TrainJob {
+            data_dir,
+            out_dir,
+            image_size: 180,
+            crop_to_aspect_ratio: false,
+            antialias: false,
+            batch_size: 32,
+            epochs: 30,
+            augmentation: Vec::new(),
+            dropout: None,
+            seed: 42,
+            validation_split: 0.2,
+            optimizer: Optimizer::rmsprop(),
+            early_stopping: None,
+            reduce_lr_patience: None,
+            strict: false,
+            progress: false,
+        }
+    }
+
+    /// How this job decodes images.
+    pub fn image_options(&self) -> ImageOptions {
+        ImageOptions {
+            size: (self.image_size, self.image_size),
+            crop_to_aspect_ratio: self.crop_to_aspect_ratio,
+            antialias: self.antialias,
+        }
+    }
+}
+
+/// What `run.json` of a training run holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainRunConfig {
+    /// Always `train`.
+    pub job: String,
+    /// The splits found in the data folder.
+    pub train_dir: PathBuf,
+    /// Validation folder, when the data has one.
+    pub validation_dir: Option<PathBuf>,
+    /// Test folder, when the data has one.
+    pub test_dir: Option<PathBuf>,
+    /// The job's settings.
+    pub settings: TrainJob,
+    /// Device the run trained on.
+    pub device: String,
+    /// libtorch CPU threads.
+    pub threads: usize,
+}
+
+/// The results of a training run, also written to `metrics.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Class names, in label order.
+    pub classes: Vec<String>,
+    /// Training images per epoch.
+    pub train_count: usize,
+    /// Validation images.
+    pub validation_count: usize,
+    /// Files skipped because they could not be decoded.
+    pub skipped_files: usize,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The epoch with the lowest validation loss (the kept checkpoint).
+    pub best_epoch: usize,
+    /// The best checkpoint on the validation data.
+    pub best_validation: Evaluation,
+    /// The best checkpoint on the test split, when the data has one.
+    pub test: Option<Evaluation>,
+    /// Seconds spent decoding and resizing the images.
+    pub load_seconds: f64,
+    /// Images decoded and resized per second.
+    pub load_images_per_second: f64,
+    /// Seconds spent in training steps.
+    pub train_seconds: f64,
+    /// Training images per second over all epochs.
+    pub images_per_second: f64,
+    /// Mean seconds per epoch (training steps only).
+    pub seconds_per_epoch: f64,
+    /// Peak resident memory of the process, in MiB.
+    pub peak_memory_mib: Option<f64>,
+    /// Number of parameters.
+    pub params: i64,
+    /// Device used.
+    pub device: String,
+    /// libtorch CPU threads.
+    pub threads: usize,
+    /// Seed used.
+    pub seed: u64,
+    /// The run folder.
+    pub out_dir: PathBuf,
+}
+
+fn load_split(
+    dir: &Path,
+    options: &ImageOptions,
+    strict: bool,
+    progress: bool,
+) -> Result<LoadedImages> {
+    let folder = ImageFolder::scan(dir)?;
+    let loaded = folder.load(options, strict)?;
+    if progress && !loaded.skipped.is_empty() {
+        eprintln!(
+            "warning: skipped {} unreadable file(s) in {}:",
+            loaded.skipped.len(),
+            dir.display()
+        );
+        for (_, reason) in loaded.skipped.iter().take(10) {
+            eprintln!("  {reason}");
+        }
+    }
+    Ok(loaded)
+}
+
+/// Checks that an evaluation folder has the model's classes, in the model's order.
+pub fn check_classes(model: &Model, data: &Dataset, dir: &Path) -> Result<()> {
+    if data.classes() != model.classes() {
+        return Err(Error::invalid_data(
+            dir,
+            format!(
+                "its classes {:?} are not the model's {:?}: labels would be wrong",
+                data.classes(),
+                model.classes()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Trains the chapter's from-scratch convnet as `job` says and writes the run folder:
+/// `best.safetensors` (lowest validation loss) and `last.safetensors`, each with its `.json`,
+/// `history.csv` and `curves.png` (rewritten every epoch), `metrics.json`, `run.json`.
+pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
+    let splits = SplitFolders::detect(&job.data_dir);
+    let options = job.image_options();
+    let start = Instant::now();
+    let train_loaded = load_split(&splits.train, &options, job.strict, job.progress)?;
+    let mut skipped = train_loaded.skipped.len();
+    let (train, validation) = match &splits.validation {
+        Some(dir) => {
+            let loaded = load_split(dir, &options, job.strict, job.progress)?;
+            skipped += loaded.skipped.len();
+            check_same_classes(&train_loaded.dataset, &loaded.dataset, dir)?;
+            (train_loaded.dataset, loaded.dataset)
+        }
+        None => {
+            if job.validation_split <= 0.0 {
+                return Err(Error::InvalidConfig(format!(
+                    "{} has no validation/ folder: set a validation split above 0",
+                    job.data_dir.display()
+                )));
+            }
+            train_loaded
+                .dataset
+                .split_validation_shuffled(job.validation_split, job.seed)?
+        }
+    };
+    let load_seconds = start.elapsed().as_secs_f64();
+    let loaded_count = train.len() + validation.len() + skipped;
+
+    let run = RunDir::create(&job.out_dir)?;
+    let threads = tch::get_num_threads().max(1) as usize;
+    write_json(
+        &run.config(),
+        &TrainRunConfig {
+            job: "train".into(),
+            train_dir: splits.train.clone(),
+            validation_dir: splits.validation.clone(),
+            test_dir: splits.test.clone(),
+            settings: job.clone(),
+            device: device_name(device),
+            threads,
+        },
+    )?;
+    let spec = small_convnet(&SmallConvnetOptions {
+        image_size: job.image_size as i64,
+        classes: train.classes().len(),
+        dropout: job.dropout,
+        augmentation: job.augmentation.clone(),
+    });
+    if job.progress {
+        eprintln!(
+            "{}: {} training, {} validation images of {} classes ({:?}), loaded in {:.1}s; {} ({} parameters) on {} ({} threads)",
+            job.data_dir.display(),
+            train.len(),
+            validation.len(),
+            train.classes().len(),
+            train.classes(),
+            load_seconds,
+            spec.name,
+            spec.param_count()?,
+            device_name(device),
+            threads
+        );
+    }
+    let mut model = Model::new(&spec, device, job.seed)?;
+    model.set_classes(train.classes().to_vec())?;
+    let config = FitConfig {
+        epochs: job.epochs,
+        batch_size: job.batch_size,
+        optimizer: job.optimizer,
+        seed: job.seed,
+        progress: job.progress,
+    };
+    let mut history_csv = HistoryCsv(run.history());
+    let mut curves = CurvesPlot {
+        path: run.curves(),
+        title: format!("{} on {}", spec.name, job.data_dir.display()),
+    };
+    let mut best = BestCheckpoint::new(run.best());
+    let mut early = job.early_stopping.map(EarlyStopping::new);
+    let mut reduce = job
+        .reduce_lr_patience
+        .map(|p| ReduceLrOnPlateau::new(0.5, p, 1e-6));
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves, &mut best];
+    if let Some(early) = early.as_mut() {
+        callbacks.push(early);
+    }
+    if let Some(reduce) = reduce.as_mut() {
+        callbacks.push(reduce);
+    }
+    let history = model.fit(&train, Some(&validation), &config, &mut callbacks)?;
+    model.save(&run.last())?;
+
+    let best_model = Model::load(&run.best(), device)?;
+    let best_validation = best_model.evaluate(&validation, 64)?;
+    let test = match &splits.test {
+        Some(dir) => {
+            let loaded = load_split(dir, &options, job.strict, job.progress)?;
+            check_classes(&best_model, &loaded.dataset, dir)?;
+            Some(best_model.evaluate(&loaded.dataset, 64)?)
+        }
+        None => None,
+    };
+    let train_seconds = history.train_seconds();
+    let report = TrainReport {
+        classes: train.classes().to_vec(),
+        train_count: train.len(),
+        validation_count: validation.len(),
+        skipped_files: skipped,
+        epochs: history.epochs.len(),
+        best_epoch: history.best_by_val_loss().map_or(0, |r| r.epoch),
+        best_validation,
+        test,
+        load_seconds,
+        load_images_per_second: loaded_count as f64 / load_seconds,
+        train_seconds,
+        images_per_second: (train.len() * history.epochs.len()) as f64 / train_seconds,
+        seconds_per_epoch: train_seconds / history.epochs.len().max(1) as f64,
+        peak_memory_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
+        params: model.param_count(),
+        device: device_name(device),
+        threads,
+        seed: job.seed,
+        out_dir: run.root().to_owned(),
+    };
+    write_json(&run.metrics(), &report)?;
+    Ok(report)
+}
+
+fn check_same_classes(train: &Dataset, other: &Dataset, dir: &Path) -> Result<()> {
+    if train.classes() != other.classes() {
+        return Err(Error::invalid_data(
+            dir,
+            format!(
+                "its classes {:?} differ from the training classes {:?}",
+                other.classes(),
+                train.classes()
+            ),
+        ));
+    }
+    Ok(())
+}
