@@ -242,3 +242,163 @@ fn unknown_model_and_device_are_explained() {
     );
     assert!(stderr.contains("unknown device `tpu`"), "{stderr}");
 }
+
+/// A slice of the real cats-vs-dogs images laid out as train/ validation/ test/, with links
+/// (no copies): `n_train` per class for training, `n_val` per class for validation and test.
+fn cats_slice(root: &Path, n_train: usize, n_val: usize) {
+    let source = data_root().join("cats_vs_dogs");
+    assert!(
+        source.is_dir(),
+        "these tests read the real cats_vs_dogs images under {}",
+        source.display()
+    );
+    for class in ["cats", "dogs"] {
+        let mut train: Vec<PathBuf> = std::fs::read_dir(source.join("train").join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        train.sort();
+        let mut val: Vec<PathBuf> = std::fs::read_dir(source.join("validation").join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        val.sort();
+        let place = |split: &str, files: &[PathBuf]| {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for file in files {
+                std::os::unix::fs::symlink(file, dir.join(file.file_name().unwrap())).unwrap();
+            }
+        };
+        place("train", &train[..n_train]);
+        place("validation", &val[..n_val]);
+        place("test", &val[n_val..2 * n_val]);
+    }
+}
+
+/// The chapter's from-scratch convnet on a slice of real cats and dogs (smaller images, a
+/// few epochs): it must learn, keep its best epoch, and evaluate and predict from the run.
+#[test]
+fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    cats_slice(&data, 500, 150);
+    let out = dir.path().join("run");
+    let output = run_ok(
+        convkit()
+            .args(["train", "--data"])
+            .arg(&data)
+            .args([
+                "--image-size",
+                "96",
+                "--epochs",
+                "6",
+                "--seed",
+                "3",
+                "--quiet",
+                "--json",
+                "--device",
+                "cpu",
+                "--out",
+            ])
+            .arg(&out),
+    );
+    let metrics = json(&output);
+    let val = metrics["best_validation"]["accuracy"].as_f64().unwrap();
+    let test = metrics["test"]["accuracy"].as_f64().unwrap();
+    assert!(
+        val > 0.6 && test > 0.6,
+        "should beat chance clearly: validation {val}, test {test}"
+    );
+    assert_eq!(metrics["classes"], serde_json::json!(["cats", "dogs"]));
+    assert_eq!(metrics["test"]["count"], 300);
+    for file in [
+        "best.safetensors",
+        "best.json",
+        "last.safetensors",
+        "history.csv",
+        "curves.png",
+        "metrics.json",
+        "run.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    // evaluate reloads the best checkpoint: the same test numbers, by default and by --data.
+    let evaluated = json(&run_ok(convkit().args(["evaluate", "--json"]).arg(&out)));
+    assert_eq!(evaluated["accuracy"], metrics["test"]["accuracy"]);
+    assert_eq!(evaluated["count"], 300);
+    let on_validation = json(&run_ok(
+        convkit()
+            .args(["evaluate", "--json"])
+            .arg(&out)
+            .arg("--data")
+            .arg(data.join("validation")),
+    ));
+    assert_eq!(
+        on_validation["accuracy"],
+        metrics["best_validation"]["accuracy"]
+    );
+    // predict names a class and a probability per image.
+    let cat = std::fs::read_dir(data.join("test/cats"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let output = run_ok(convkit().args(["predict", "--json"]).arg(&out).arg(&cat));
+    let prediction: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(["cats", "dogs"].contains(&prediction["class"].as_str().unwrap()));
+    let p = prediction["probability"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&p), "{p}");
+}
+
+#[test]
+fn evaluating_on_other_classes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    cats_slice(&data, 40, 10);
+    let out = dir.path().join("run");
+    run_ok(
+        convkit()
+            .args(["train", "--data"])
+            .arg(&data)
+            .args(["--image-size", "80", "--epochs", "1", "--quiet", "--out"])
+            .arg(&out),
+    );
+    let other = dir.path().join("other");
+    for class in ["birds", "cats"] {
+        std::fs::create_dir_all(other.join(class)).unwrap();
+        let src = std::fs::read_dir(data.join("test/cats"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::os::unix::fs::symlink(src, other.join(class).join("a.jpg")).unwrap();
+    }
+    let stderr = run_err(
+        convkit()
+            .arg("evaluate")
+            .arg(&out)
+            .arg("--data")
+            .arg(&other),
+    );
+    assert!(
+        stderr.contains("not the model's") && stderr.contains("birds"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_folder_with_one_class_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cats")).unwrap();
+    let stderr = run_err(
+        convkit()
+            .args(["train", "--quiet", "--data"])
+            .arg(dir.path())
+            .arg("--out")
+            .arg(dir.path().join("r")),
+    );
+    assert!(stderr.contains("at least two"), "{stderr}");
+}

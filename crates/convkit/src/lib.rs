@@ -17,12 +17,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules follow the chapter's ideas: [`data`] (files, datasets, batches), [`nn`] (layers),
-//! [`models`] (the chapter's recipes), [`train`] (fit loop, optimizers, callbacks, history),
-//! [`report`] (plots), [`workflows`] (what each CLI command runs).
+//! Modules follow the chapter's ideas: [`data`] (files, datasets, batches), [`augment`]
+//! (random image layers), [`nn`] (layers), [`models`] (the chapter's recipes), [`train`]
+//! (fit loop, optimizers, callbacks, history), [`report`] (plots), [`workflows`] (what each
+//! CLI command runs).
 #![deny(missing_docs)]
 
 pub mod atomic_file;
+pub mod augment;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -1,20 +1,120 @@
 //! Augmentation flags shared by `convkit train` and `convkit augment-preview`.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
+use convkit::augment::{
+    FillMode, FlipMode, RandomContrastSpec, RandomCropSpec, RandomFlipSpec, RandomRotationSpec,
+    RandomTranslationSpec, RandomZoomSpec,
+};
 use convkit::nn::LayerSpec;
 
-/// Data augmentation (active only in training).
+/// Data augmentation, active only in training: one random draw per image.
 #[derive(Debug, Args)]
 pub struct AugmentArgs {
-    /// The chapter's augmentation: horizontal flip, rotation 0.1, zoom 0.2.
-    #[arg(long)]
+    /// The chapter's augmentation: --flip horizontal --rotation 0.1 --zoom 0.2 (each can be
+    /// overridden by its own flag).
+    #[arg(long, help_heading = "Augmentation")]
     augment: bool,
+
+    /// Random mirror images.
+    #[arg(long, value_enum, value_name = "MODE", help_heading = "Augmentation")]
+    flip: Option<Flip>,
+
+    /// Random rotation of up to F of a full turn either way (0.1 = 36 degrees).
+    #[arg(long, value_name = "F", help_heading = "Augmentation")]
+    rotation: Option<f64>,
+
+    /// Random zoom by up to F either way (0.2 = 20% in or out).
+    #[arg(long, value_name = "F", help_heading = "Augmentation")]
+    zoom: Option<f64>,
+
+    /// Random shift by up to F of the height and of the width.
+    #[arg(long, value_name = "F", help_heading = "Augmentation")]
+    translation: Option<f64>,
+
+    /// Random contrast factor in [1 - F, 1 + F].
+    #[arg(long, value_name = "F", help_heading = "Augmentation")]
+    contrast: Option<f64>,
+
+    /// Random N x N crop in training, the centre crop at inference.
+    #[arg(long, value_name = "N", help_heading = "Augmentation")]
+    crop: Option<i64>,
+
+    /// How rotation, zoom and translation fill the pixels they uncover.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "reflect",
+        help_heading = "Augmentation"
+    )]
+    fill_mode: Fill,
+}
+
+/// `--flip` values.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Flip {
+    Horizontal,
+    Vertical,
+    HorizontalAndVertical,
+}
+
+/// `--fill-mode` values (Keras' names).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Fill {
+    /// d c b a | a b c d | d c b a
+    Reflect,
+    /// 0 0 0 0 | a b c d | 0 0 0 0
+    Constant,
+    /// a a a a | a b c d | d d d d
+    Nearest,
+    /// a b c d | a b c d | a b c d
+    Wrap,
 }
 
 impl AugmentArgs {
-    /// The augmentation layers these flags ask for, in the order they are applied.
+    /// The augmentation layers these flags ask for, in the order they are applied: crop,
+    /// flip, rotation, zoom, translation, contrast.
     pub fn layers(&self) -> anyhow::Result<Vec<LayerSpec>> {
-        anyhow::ensure!(!self.augment, "augmentation is not available yet");
-        Ok(Vec::new())
+        let fill_mode = match self.fill_mode {
+            Fill::Reflect => FillMode::Reflect,
+            Fill::Constant => FillMode::Constant,
+            Fill::Nearest => FillMode::Nearest,
+            Fill::Wrap => FillMode::Wrap,
+        };
+        let chapter = |value: Option<f64>, default: f64| value.or(self.augment.then_some(default));
+        let flip = self.flip.or(self.augment.then_some(Flip::Horizontal));
+        let mut layers = Vec::new();
+        if let Some(n) = self.crop {
+            layers.push(LayerSpec::RandomCrop(RandomCropSpec::new(n, n)));
+        }
+        if let Some(flip) = flip {
+            let mode = match flip {
+                Flip::Horizontal => FlipMode::Horizontal,
+                Flip::Vertical => FlipMode::Vertical,
+                Flip::HorizontalAndVertical => FlipMode::HorizontalAndVertical,
+            };
+            layers.push(LayerSpec::RandomFlip(RandomFlipSpec::new(mode)));
+        }
+        if let Some(f) = chapter(self.rotation, 0.1) {
+            layers.push(LayerSpec::RandomRotation(RandomRotationSpec {
+                fill_mode,
+                ..RandomRotationSpec::new(f)
+            }));
+        }
+        if let Some(f) = chapter(self.zoom, 0.2) {
+            layers.push(LayerSpec::RandomZoom(RandomZoomSpec {
+                fill_mode,
+                ..RandomZoomSpec::new(f)
+            }));
+        }
+        if let Some(f) = self.translation {
+            layers.push(LayerSpec::RandomTranslation(RandomTranslationSpec {
+                fill_mode,
+                ..RandomTranslationSpec::new(f, f)
+            }));
+        }
+        if let Some(f) = self.contrast {
+            layers.push(LayerSpec::RandomContrast(RandomContrastSpec::new(f)));
+        }
+        Ok(layers)
     }
 }

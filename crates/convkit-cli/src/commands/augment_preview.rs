@@ -65,9 +65,9 @@ pub fn run(args: AugmentPreviewArgs) -> anyhow::Result<()> {
         ..ImageOptions::default()
     };
     let pixels = load_image(&image, &options)?;
-    let layers = args.augment.layers()?;
+    let mut layers = args.augment.layers()?;
     if layers.is_empty() {
-        anyhow::bail!("augmentation is not available yet");
+        layers = convkit::augment::chapter_augmentation();
     }
     augmentation_grid(
         &pixels,

@@ -265,3 +265,218 @@ impl SplitFolders {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageFormat, Rgb, RgbImage};
+    use tch::Kind;
+
+    fn write_image(path: &Path, width: u32, height: u32, color: [u8; 3], format: ImageFormat) {
+        RgbImage::from_pixel(width, height, Rgb(color))
+            .save_with_format(path, format)
+            .unwrap();
+    }
+
+    /// A folder with classes `b_dogs` and `a_cats` (created in that order, so that sorting,
+    /// not creation order, must decide the labels).
+    fn two_classes(root: &Path) {
+        for (class, color) in [("b_dogs", [200, 10, 10]), ("a_cats", [10, 200, 10])] {
+            std::fs::create_dir_all(root.join(class)).unwrap();
+            write_image(
+                &root.join(class).join("x1.jpg"),
+                40,
+                30,
+                color,
+                ImageFormat::Jpeg,
+            );
+            write_image(
+                &root.join(class).join("x2.png"),
+                20,
+                50,
+                color,
+                ImageFormat::Png,
+            );
+        }
+    }
+
+    #[test]
+    fn labels_follow_sorted_folder_names_and_images_are_resized() {
+        let dir = tempfile::tempdir().unwrap();
+        two_classes(dir.path());
+        std::fs::write(dir.path().join("a_cats").join("notes.txt"), "not an image").unwrap();
+        let folder = ImageFolder::scan(dir.path()).unwrap();
+        assert_eq!(folder.classes, ["a_cats", "b_dogs"]);
+        assert_eq!(folder.files.len(), 4, "the .txt file is not an image name");
+        let options = ImageOptions {
+            size: (8, 12),
+            ..ImageOptions::default()
+        };
+        let loaded = folder.load(&options, true).unwrap();
+        let data = &loaded.dataset;
+        assert_eq!(data.images().size(), [4, 3, 8, 12]);
+        assert_eq!(data.images().kind(), Kind::Uint8);
+        assert_eq!(Vec::<i64>::try_from(data.labels()).unwrap(), [0, 0, 1, 1]);
+        // Cats are green, dogs red: the colour follows the label.
+        let green = data.images().int64_value(&[0, 1, 4, 6]);
+        let red = data.images().int64_value(&[3, 0, 4, 6]);
+        assert!(green > 150 && red > 150, "green {green}, red {red}");
+    }
+
+    #[test]
+    fn a_broken_image_is_skipped_or_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        two_classes(dir.path());
+        let broken = dir.path().join("a_cats").join("broken.jpg");
+        let bytes = std::fs::read(dir.path().join("a_cats").join("x1.jpg")).unwrap();
+        std::fs::write(&broken, &bytes[..bytes.len() / 3]).unwrap();
+        let fake = dir.path().join("b_dogs").join("fake.png");
+        std::fs::write(&fake, "this is text").unwrap();
+        let folder = ImageFolder::scan(dir.path()).unwrap();
+        let options = ImageOptions {
+            size: (8, 8),
+            ..ImageOptions::default()
+        };
+        let loaded = folder.load(&options, false).unwrap();
+        assert_eq!(loaded.dataset.len(), 4);
+        assert_eq!(loaded.skipped.len(), 2);
+        assert!(loaded
+            .skipped
+            .iter()
+            .any(|(p, why)| p == &broken && why.contains("broken.jpg")));
+        assert!(
+            loaded
+                .skipped
+                .iter()
+                .any(|(p, why)| p == &fake && why.contains("not an image")),
+            "{:?}",
+            loaded.skipped
+        );
+        // The labels of the images kept are unchanged.
+        assert_eq!(
+            Vec::<i64>::try_from(loaded.dataset.labels()).unwrap(),
+            [0, 0, 1, 1]
+        );
+        let err = folder.load(&options, true).unwrap_err().to_string();
+        assert!(err.contains("broken.jpg"), "{err}");
+    }
+
+    #[test]
+    fn folder_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ImageFolder::scan(&dir.path().join("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing") && err.contains("not a folder"),
+            "{err}"
+        );
+        std::fs::create_dir(dir.path().join("only")).unwrap();
+        write_image(
+            &dir.path().join("only").join("a.png"),
+            4,
+            4,
+            [0, 0, 0],
+            ImageFormat::Png,
+        );
+        let err = ImageFolder::scan(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("found 1 class") && err.contains("at least two"),
+            "{err}"
+        );
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        let err = ImageFolder::scan(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("empty") && err.contains("holds no image"),
+            "{err}"
+        );
+    }
+
+    /// A PNG whose header claims 100,000 x 100,000 pixels: refused before any allocation.
+    #[test]
+    fn a_huge_image_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.png");
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend(100_000u32.to_be_bytes());
+        ihdr.extend(100_000u32.to_be_bytes());
+        ihdr.extend([8, 2, 0, 0, 0]);
+        let mut crc = flate2::Crc::new();
+        crc.update(&ihdr);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(13u32.to_be_bytes());
+        png.extend(&ihdr);
+        png.extend(crc.sum().to_be_bytes());
+        std::fs::write(&path, png).unwrap();
+        let err = load_image(&path, &ImageOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("huge.png") && err.contains("too large"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn grayscale_and_alpha_become_rgb_and_crop_keeps_the_aspect() {
+        let dir = tempfile::tempdir().unwrap();
+        let gray = dir.path().join("gray.png");
+        image::GrayImage::from_pixel(10, 10, image::Luma([77]))
+            .save(&gray)
+            .unwrap();
+        let pixels = load_image(
+            &gray,
+            &ImageOptions {
+                size: (4, 4),
+                ..ImageOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(pixels.len(), 48);
+        assert!(pixels.iter().all(|&v| v == 77));
+        let rgba = dir.path().join("rgba.png");
+        image::RgbaImage::from_pixel(6, 6, image::Rgba([1, 2, 3, 255]))
+            .save(&rgba)
+            .unwrap();
+        let pixels = load_image(
+            &rgba,
+            &ImageOptions {
+                size: (2, 2),
+                ..ImageOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(&pixels[..3], &[1, 2, 3]);
+        // A 20x10 image, left half black, right half white: a centre crop to a square keeps
+        // the middle, half black and half white; stretching keeps it too. Both give 2x2.
+        let wide = dir.path().join("wide.png");
+        let img = RgbImage::from_fn(20, 10, |x, _| {
+            if x < 10 {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([255, 255, 255])
+            }
+        });
+        img.save(&wide).unwrap();
+        let options = ImageOptions {
+            size: (2, 2),
+            crop_to_aspect_ratio: true,
+            ..ImageOptions::default()
+        };
+        let pixels = load_image(&wide, &options).unwrap();
+        assert!(pixels[0] < 60 && pixels[3] > 195, "{pixels:?}");
+    }
+
+    #[test]
+    fn split_layout_is_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(SplitFolders::detect(dir.path()).train, dir.path());
+        for split in ["train", "validation", "test"] {
+            std::fs::create_dir(dir.path().join(split)).unwrap();
+        }
+        let splits = SplitFolders::detect(dir.path());
+        assert_eq!(splits.train, dir.path().join("train"));
+        assert_eq!(splits.validation, Some(dir.path().join("validation")));
+        assert_eq!(splits.test, Some(dir.path().join("test")));
+    }
+}

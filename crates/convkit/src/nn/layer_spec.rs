@@ -11,6 +11,10 @@ use super::flatten::{flatten_output_shape, Flatten};
 use super::layer::Layer;
 use super::max_pool2d::MaxPool2dSpec;
 use super::rescaling::RescalingSpec;
+use crate::augment::{
+    RandomContrastSpec, RandomCropSpec, RandomFlipSpec, RandomRotationSpec, RandomTranslationSpec,
+    RandomZoomSpec,
+};
 use crate::error::Result;
 
 /// One layer of a [`Sequential`](super::Sequential) model, tagged by its Keras-style type
@@ -31,6 +35,18 @@ pub enum LayerSpec {
     Dropout(DropoutSpec),
     /// Fully connected layer.
     Dense(DenseSpec),
+    /// Random mirror images during training.
+    RandomFlip(RandomFlipSpec),
+    /// Random rotations during training.
+    RandomRotation(RandomRotationSpec),
+    /// Random zooms during training.
+    RandomZoom(RandomZoomSpec),
+    /// Random shifts during training.
+    RandomTranslation(RandomTranslationSpec),
+    /// Random contrast changes during training.
+    RandomContrast(RandomContrastSpec),
+    /// Random crops during training, centre crops at inference.
+    RandomCrop(RandomCropSpec),
 }
 
 impl LayerSpec {
@@ -43,6 +59,12 @@ impl LayerSpec {
             LayerSpec::Flatten => "Flatten",
             LayerSpec::Dropout(_) => "Dropout",
             LayerSpec::Dense(_) => "Dense",
+            LayerSpec::RandomFlip(_) => "RandomFlip",
+            LayerSpec::RandomRotation(_) => "RandomRotation",
+            LayerSpec::RandomZoom(_) => "RandomZoom",
+            LayerSpec::RandomTranslation(_) => "RandomTranslation",
+            LayerSpec::RandomContrast(_) => "RandomContrast",
+            LayerSpec::RandomCrop(_) => "RandomCrop",
         }
     }
 
@@ -55,6 +77,12 @@ impl LayerSpec {
             LayerSpec::Flatten => "flatten",
             LayerSpec::Dropout(_) => "dropout",
             LayerSpec::Dense(_) => "dense",
+            LayerSpec::RandomFlip(_) => "random_flip",
+            LayerSpec::RandomRotation(_) => "random_rotation",
+            LayerSpec::RandomZoom(_) => "random_zoom",
+            LayerSpec::RandomTranslation(_) => "random_translation",
+            LayerSpec::RandomContrast(_) => "random_contrast",
+            LayerSpec::RandomCrop(_) => "random_crop",
         }
     }
 
@@ -66,6 +94,12 @@ impl LayerSpec {
             LayerSpec::Flatten => Ok(flatten_output_shape(input)),
             LayerSpec::Dense(spec) => spec.output_shape(input),
             LayerSpec::Rescaling(_) | LayerSpec::Dropout(_) => Ok(input.to_vec()),
+            LayerSpec::RandomFlip(spec) => spec.output_shape(input),
+            LayerSpec::RandomRotation(spec) => spec.output_shape(input),
+            LayerSpec::RandomZoom(spec) => spec.output_shape(input),
+            LayerSpec::RandomTranslation(spec) => spec.output_shape(input),
+            LayerSpec::RandomContrast(spec) => spec.output_shape(input),
+            LayerSpec::RandomCrop(spec) => spec.output_shape(input),
         }
     }
 
@@ -103,6 +137,15 @@ impl LayerSpec {
                     spec.activation
                 };
                 Box::new(spec.build(vs, input, activation)?)
+            }
+            LayerSpec::RandomFlip(spec) => Box::new(spec.build()),
+            LayerSpec::RandomRotation(spec) => Box::new(spec.build()?),
+            LayerSpec::RandomZoom(spec) => Box::new(spec.build()?),
+            LayerSpec::RandomTranslation(spec) => Box::new(spec.build()?),
+            LayerSpec::RandomContrast(spec) => Box::new(spec.build()?),
+            LayerSpec::RandomCrop(spec) => {
+                spec.output_shape(input)?;
+                Box::new(spec.build()?)
             }
         })
     }

@@ -8,6 +8,7 @@ pub mod loss;
 pub mod metrics;
 pub mod optimizer;
 pub mod progress;
+pub mod rmsprop;
 
 pub use callbacks::{
     BestCheckpoint, Callback, CurvesPlot, EarlyStopping, HistoryCsv, ReduceLrOnPlateau,
@@ -16,4 +17,5 @@ pub use evaluate::Evaluation;
 pub use fit::FitConfig;
 pub use history::{EpochRecord, History};
 pub use loss::Loss;
-pub use optimizer::Optimizer;
+pub use optimizer::{Optimizer, OptimizerState};
+pub use rmsprop::KerasRmsProp;

@@ -1,15 +1,17 @@
-//! Optimizer settings, with Keras' defaults, built on libtorch's own optimizers.
+//! Optimizer settings, with Keras' defaults and Keras' update rules.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig as _, VarStore};
 
+use super::rmsprop::KerasRmsProp;
 use crate::error::Result;
 
 /// An optimizer and its settings.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Optimizer {
-    /// RMSprop: `v = rho v + (1 - rho) g^2; w -= lr g / (sqrt(v) + epsilon)`.
+    /// RMSprop as Keras computes it: `v = rho v + (1 - rho) g^2; w -= lr g / sqrt(v + epsilon)`
+    /// (see [`KerasRmsProp`]).
     #[serde(rename = "rmsprop")]
     RmsProp {
         /// Step size.
@@ -19,7 +21,8 @@ pub enum Optimizer {
         /// Added to the denominator.
         epsilon: f64,
     },
-    /// Adam.
+    /// Adam (libtorch's; it adds epsilon after the bias correction of `sqrt(v)`, where Keras
+    /// adds it before, a difference of order epsilon).
     Adam {
         /// Step size.
         learning_rate: f64,
@@ -72,35 +75,57 @@ impl Optimizer {
         }
     }
 
-    /// Builds libtorch's optimizer over the trainable variables of `vs`.
-    pub fn build(&self, vs: &VarStore) -> Result<nn::Optimizer> {
+    /// Builds the optimizer's state over the trainable variables of `vs`.
+    pub fn build(&self, vs: &VarStore) -> Result<OptimizerState> {
         Ok(match *self {
             Optimizer::RmsProp {
                 learning_rate,
                 rho,
                 epsilon,
-            } => nn::RmsProp {
-                alpha: rho,
-                eps: epsilon,
-                wd: 0.0,
-                momentum: 0.0,
-                centered: false,
-            }
-            .build(vs, learning_rate)?,
+            } => OptimizerState::RmsProp(KerasRmsProp::new(vs, learning_rate, rho, epsilon)),
             Optimizer::Adam {
                 learning_rate,
                 beta_1,
                 beta_2,
                 epsilon,
-            } => nn::Adam {
-                beta1: beta_1,
-                beta2: beta_2,
-                wd: 0.0,
-                eps: epsilon,
-                amsgrad: false,
-            }
-            .build(vs, learning_rate)?,
+            } => OptimizerState::Torch(
+                nn::Adam {
+                    beta1: beta_1,
+                    beta2: beta_2,
+                    wd: 0.0,
+                    eps: epsilon,
+                    amsgrad: false,
+                }
+                .build(vs, learning_rate)?,
+            ),
         })
+    }
+}
+
+/// A built optimizer, updating its variables one step at a time.
+#[derive(Debug)]
+pub enum OptimizerState {
+    /// Keras' RMSprop, implemented in convkit.
+    RmsProp(KerasRmsProp),
+    /// One of libtorch's optimizers.
+    Torch(nn::Optimizer),
+}
+
+impl OptimizerState {
+    /// Clears the gradients, back-propagates `loss`, and applies one update.
+    pub fn backward_step(&mut self, loss: &tch::Tensor) {
+        match self {
+            OptimizerState::RmsProp(opt) => opt.backward_step(loss),
+            OptimizerState::Torch(opt) => opt.backward_step(loss),
+        }
+    }
+
+    /// Sets the learning rate of the following steps.
+    pub fn set_lr(&mut self, learning_rate: f64) {
+        match self {
+            OptimizerState::RmsProp(opt) => opt.set_learning_rate(learning_rate),
+            OptimizerState::Torch(opt) => opt.set_lr(learning_rate),
+        }
     }
 }
 
@@ -124,10 +149,10 @@ mod tests {
         let target = Tensor::from_slice(&[0.0f32, 3.0]);
         let loss = (&w - &target).square().sum(Kind::Float);
         opt.backward_step(&loss);
-        // g = 2 (w - t) = [2, -4]; v = 0.1 g^2; step = lr g / (sqrt(v) + eps)
+        // g = 2 (w - t) = [2, -4]; v = 0.1 g^2; step = lr g / sqrt(v + eps), as Keras
         let expected: Vec<f64> = [2.0f64, -4.0]
             .iter()
-            .map(|g| 1.0 - 1e-3 * g / ((0.1 * g * g).sqrt() + 1e-7))
+            .map(|g| 1.0 - 1e-3 * g / (0.1 * g * g + 1e-7).sqrt())
             .collect();
         let got: Vec<f32> = Vec::try_from(&w).unwrap();
         for (g, e) in got.iter().zip(&expected) {

@@ -12,9 +12,7 @@ use crate::device::device_name;
 use crate::error::Result;
 use crate::model::Model;
 use crate::models::mnist_convnet;
-use crate::train::{
-    BestCheckpoint, Callback, CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, Optimizer,
-};
+use crate::train::{CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, Optimizer};
 
 /// Settings of an MNIST run; [`MnistJob::new`] gives the chapter's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -82,11 +80,8 @@ pub struct MnistReport {
     pub test_loss: f64,
     /// Number of test images.
     pub test_count: usize,
-    /// Validation accuracy of the kept epoch (absent without validation).
+    /// Validation accuracy after the last epoch (absent without validation).
     pub val_accuracy: Option<f64>,
-    /// The epoch kept in `model.safetensors`: the one with the lowest validation loss (the
-    /// last epoch without validation).
-    pub best_epoch: usize,
     /// Training images per epoch.
     pub train_count: usize,
     /// Epochs run.
@@ -110,10 +105,9 @@ pub struct MnistReport {
 }
 
 /// Trains the chapter's MNIST convnet as `job` says, evaluates it on the test set, and
-/// writes the run folder: `model.safetensors` + `model.json` (the epoch with the lowest
-/// validation loss, as the chapter's ModelCheckpoint keeps; the last epoch without
-/// validation), `last.safetensors` + `last.json`, `history.csv`, `curves.png`,
-/// `metrics.json`, `run.json`.
+/// writes the run folder: `model.safetensors` + `model.json` (the model after the last
+/// epoch, as the chapter evaluates it), `history.csv`, `curves.png`, `metrics.json`,
+/// `run.json`.
 pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
     let data_dir =
         locate_or_download_mnist(job.data_dir.as_deref(), &mnist_mirror(), job.progress)?;
@@ -161,19 +155,13 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
         title: "MNIST convnet".into(),
     };
     let validation = (!validation.is_empty()).then_some(&validation);
-    let mut best = BestCheckpoint::new(run.model());
-    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves];
-    if validation.is_some() {
-        callbacks.push(&mut best);
-    }
-    let history = model.fit(&train, validation, &config, &mut callbacks)?;
-    model.save(&run.last())?;
-    let model = if validation.is_some() {
-        Model::load(&run.model(), device)?
-    } else {
-        model.save(&run.model())?;
-        model
-    };
+    let history = model.fit(
+        &train,
+        validation,
+        &config,
+        &mut [&mut history_csv, &mut curves],
+    )?;
+    model.save(&run.model())?;
     let test_eval = model.evaluate(&test, 1000)?;
     let report = report(
         job,
@@ -205,11 +193,7 @@ fn report(
         test_accuracy: test.accuracy,
         test_loss: test.loss,
         test_count: test.count,
-        val_accuracy: history.best_by_val_loss().and_then(|r| r.val_accuracy),
-        best_epoch: history
-            .best_by_val_loss()
-            .or(history.last())
-            .map_or(0, |r| r.epoch),
+        val_accuracy: history.last().and_then(|r| r.val_accuracy),
         train_count,
         epochs: history.epochs.len(),
         train_seconds,
