@@ -402,3 +402,28 @@ fn a_folder_with_one_class_is_explained() {
     );
     assert!(stderr.contains("at least two"), "{stderr}");
 }
+
+#[test]
+fn augment_preview_draws_a_three_by_three_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grid.png");
+    run_ok(
+        convkit()
+            .args(["augment-preview", "--image-size", "60", "--data"])
+            .arg(data_root().join("cats_vs_dogs"))
+            .arg("--out")
+            .arg(&out),
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    // 3 tiles of 60 pixels and 4 gaps of 6 on each side.
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (3 * 60 + 4 * 6, 3 * 60 + 4 * 6));
+    let stderr = run_err(
+        convkit()
+            .args(["augment-preview", "--rotation", "2", "--data"])
+            .arg(data_root().join("cats_vs_dogs")),
+    );
+    assert!(stderr.contains("random_rotation"), "{stderr}");
+}

@@ -45,8 +45,10 @@ impl Default for ImageOptions {
 /// alpha converted to RGB) and resizes it: `(height * width * 3)` bytes, row-major RGB.
 pub fn load_image(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
     let invalid = |message: String| Error::invalid_data(path, message);
-    let mut reader = ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    // The format comes from the content alone: a file named .png holding text is "not an
+    // image", and a JPEG named .png still decodes.
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = ImageReader::new(std::io::BufReader::new(file))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
     if reader.format().is_none() {

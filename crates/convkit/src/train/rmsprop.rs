@@ -60,11 +60,12 @@ impl KerasRmsProp {
             if !g.defined() {
                 continue;
             }
+            // Seven kernels per variable: v = rho v + ((1 - rho) g) g; w += (-lr g) / sqrt(v + eps).
             let v = velocity.get_or_insert_with(|| g.zeros_like());
             let _ = v.g_mul_scalar_(self.rho);
-            let _ = v.g_add_(&(g.square() * (1.0 - self.rho)));
-            let step = g / (&*v + self.epsilon).sqrt() * self.learning_rate;
-            let _ = p.g_sub_(&step);
+            let _ = v.addcmul_(&(&g * (1.0 - self.rho)), &g);
+            let denominator = (&*v + self.epsilon).sqrt_();
+            let _ = p.addcdiv_(&(&g * -self.learning_rate), &denominator);
         }
     }
 

@@ -27,10 +27,11 @@ impl RunDir {
         let run = RunDir {
             root: root.to_owned(),
         };
-        if !run.model().is_file() {
+        if run.checkpoint().is_none() {
             return Err(Error::invalid_data(
                 root,
-                "not a convkit run folder: model.safetensors is missing (train one with `convkit mnist`)",
+                "not a convkit run folder: it holds no best.safetensors or model.safetensors \
+                 (train one with `convkit mnist` or `convkit train`)",
             ));
         }
         Ok(run)
