@@ -117,7 +117,7 @@ impl Model {
                 )));
             }
             let val = validation
-                .map(|v| self.evaluate(v, 1000.max(config.batch_size)))
+                .map(|v| self.evaluate(v, config.batch_size))
                 .transpose()?;
             history.epochs.push(EpochRecord {
                 epoch,
