@@ -134,6 +134,18 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
     assert_eq!(evaluated["count"], 10_000);
     let loss = evaluated["loss"].as_f64().unwrap();
     assert!((loss - metrics["test_loss"].as_f64().unwrap()).abs() < 1e-9);
+
+    // A colour photo goes through a one-channel model as grayscale: a digit comes out.
+    let photo = data_root().join("cats_vs_dogs/validation/cats/cat.2000.jpg");
+    let prediction = json(&run_ok(
+        convkit().args(["predict", "--json"]).arg(&out).arg(&photo),
+    ));
+    let digit = prediction["class"].as_str().unwrap();
+    assert!(
+        digit.len() == 1 && digit.chars().all(|c| c.is_ascii_digit()),
+        "{prediction}"
+    );
+    assert_eq!(prediction["probabilities"].as_array().unwrap().len(), 10);
 }
 
 /// Same seed, same numbers; another seed, other numbers.

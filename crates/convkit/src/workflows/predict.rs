@@ -26,7 +26,8 @@ pub struct Prediction {
 }
 
 /// Predicts each image with the checkpoint of the run in `run_dir` (the best epoch when the
-/// run kept one). Images are decoded and resized as in training.
+/// run kept one). Images are decoded and resized as in training, and turned to grayscale for
+/// a one-channel model.
 pub fn predict_images(
     run_dir: &Path,
     images: &[PathBuf],
@@ -36,12 +37,21 @@ pub fn predict_images(
     let model = Model::load(&run.checkpoint().expect("RunDir::open checked"), device)?;
     let options = image_options_for(&model, false, false);
     let (h, w) = (options.size.0 as i64, options.size.1 as i64);
-    let mut pixels = Vec::with_capacity(images.len() * (h * w * 3) as usize);
+    let channels = model.spec().input_shape[0];
+    let mut pixels = Vec::with_capacity(images.len() * (h * w * channels) as usize);
     for path in images {
-        pixels.extend(load_image(path, &options)?);
+        let rgb = load_image(path, &options)?;
+        if channels == 1 {
+            // Grayscale models (MNIST) get the luma of the colour image (ITU-R BT.601).
+            pixels.extend(rgb.chunks_exact(3).map(|p| {
+                (0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64).round() as u8
+            }));
+        } else {
+            pixels.extend(rgb);
+        }
     }
     let batch = Tensor::from_slice(&pixels)
-        .view([images.len() as i64, h, w, 3])
+        .view([images.len() as i64, h, w, channels])
         .permute([0, 3, 1, 2]);
     let outputs = model
         .predict(&batch, 32)
