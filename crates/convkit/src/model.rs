@@ -118,6 +118,18 @@ impl Model {
         self.vs.variables().values().map(|t| t.numel() as i64).sum()
     }
 
+    /// Fails unless `data`'s images have the shape the model takes.
+    pub fn check_input(&self, data: &crate::data::Dataset) -> Result<()> {
+        if data.image_shape() != self.spec.input_shape {
+            return Err(Error::InvalidConfig(format!(
+                "the model takes images of shape {:?}, the data has {:?}",
+                self.spec.input_shape,
+                data.image_shape()
+            )));
+        }
+        Ok(())
+    }
+
     /// Logits for a batch `(B, C, H, W)` of images as stored (bytes or floats).
     pub fn forward(&self, images: &Tensor, train: bool) -> Tensor {
         self.layers

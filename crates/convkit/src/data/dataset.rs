@@ -15,6 +15,16 @@ pub struct Dataset {
     classes: Vec<String>,
 }
 
+/// Fails unless `fraction` is a valid validation split, in `[0, 1)`.
+fn check_fraction(fraction: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&fraction) {
+        return Err(Error::InvalidConfig(format!(
+            "validation split must be in [0, 1), got {fraction}"
+        )));
+    }
+    Ok(())
+}
+
 impl Dataset {
     /// A dataset from tensors; checks that counts agree and that labels index `classes`.
     pub fn new(images: Tensor, labels: Tensor, classes: Vec<String>) -> Result<Dataset> {
@@ -121,11 +131,7 @@ impl Dataset {
     ) -> Result<(Dataset, Dataset)> {
         use rand::seq::SliceRandom;
         use rand::SeedableRng;
-        if !(0.0..1.0).contains(&fraction) {
-            return Err(Error::InvalidConfig(format!(
-                "validation split must be in [0, 1), got {fraction}"
-            )));
-        }
+        check_fraction(fraction)?;
         let mut order: Vec<i64> = (0..self.len() as i64).collect();
         order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
         let n_train = self.len() - (self.len() as f64 * fraction).round() as usize;
@@ -143,11 +149,7 @@ impl Dataset {
     /// Splits off the last `fraction` of the samples as validation data, before any
     /// shuffling, as Keras' `validation_split` does. Returns `(training, validation)`.
     pub fn split_validation(&self, fraction: f64) -> Result<(Dataset, Dataset)> {
-        if !(0.0..1.0).contains(&fraction) {
-            return Err(Error::InvalidConfig(format!(
-                "validation split must be in [0, 1), got {fraction}"
-            )));
-        }
+        check_fraction(fraction)?;
         let n_val = (self.len() as f64 * fraction).round() as usize;
         let n_train = self.len() - n_val;
         Ok((self.slice(0, n_train), self.slice(n_train, self.len())))

@@ -27,13 +27,7 @@ impl Model {
                 "cannot evaluate on an empty dataset".into(),
             ));
         }
-        if data.image_shape() != self.spec().input_shape {
-            return Err(Error::InvalidConfig(format!(
-                "the model takes images of shape {:?}, the data has {:?}",
-                self.spec().input_shape,
-                data.image_shape()
-            )));
-        }
+        self.check_input(data)?;
         let loss = self.loss()?;
         let _guard = tch::no_grad_guard();
         let device = self.device();

@@ -66,13 +66,7 @@ impl Model {
         if train.is_empty() {
             return Err(Error::InvalidConfig("no training samples".into()));
         }
-        if train.image_shape() != self.spec().input_shape {
-            return Err(Error::InvalidConfig(format!(
-                "the model takes images of shape {:?}, the data has {:?}",
-                self.spec().input_shape,
-                train.image_shape()
-            )));
-        }
+        self.check_input(train)?;
         let loss_fn = self.loss()?;
         let device = self.device();
         let train = train.to_device(device);
