@@ -32,6 +32,7 @@ struct Cli {
 enum Command {
     Mnist(commands::mnist::MnistArgs),
     Train(commands::train::TrainArgs),
+    Finetune(commands::finetune::FinetuneArgs),
     Evaluate(commands::evaluate::EvaluateArgs),
     Predict(commands::predict::PredictArgs),
     AugmentPreview(commands::augment_preview::AugmentPreviewArgs),
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         Command::Summary(args) => commands::summary::run(args),
         Command::Mnist(args) => commands::mnist::run(args, &cli.device),
         Command::Train(args) => commands::train::run(args, &cli.device),
+        Command::Finetune(args) => commands::finetune::run(args, &cli.device),
         Command::Evaluate(args) => commands::evaluate::run(args, &cli.device),
         Command::Predict(args) => commands::predict::run(args, &cli.device),
         Command::AugmentPreview(args) => commands::augment_preview::run(args),

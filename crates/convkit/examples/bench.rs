@@ -9,13 +9,19 @@
 //!   synthetic input, through the same code as `Model::fit`.
 //! - `a_inf`: MNIST convnet inference, batch 64.
 //! - `b`: a training step of the chapter's cats-vs-dogs convnet, 180x180x3, batch 32.
+//! - `c [--backbone NAME] [--size N]`: inference of a pretrained network's convolutional
+//!   base (default VGG16, as the reference's `c`; also mobilenet_v2, efficientnet_lite0),
+//!   batch 16, 180x180 (`--size`), random weights, without gradients.
 //! - `d --data DIR [--threads N]`: decode + resize to 180x180 of the JPEGs under DIR, on N
 //!   threads (default: all cores; the reference uses one process).
 
 use std::time::Instant;
 
 use convkit::data::image_folder::{load_image, ImageOptions};
-use convkit::models::{mnist_convnet, small_convnet, SmallConvnetOptions};
+use convkit::models::{
+    mnist_convnet, small_convnet, BackboneArch, BackboneSpec, SmallConvnetOptions,
+};
+use convkit::nn::{LayerSpec, Sequential};
 use convkit::train::Optimizer;
 use convkit::Model;
 use rayon::prelude::*;
@@ -84,6 +90,17 @@ fn main() -> convkit::Result<()> {
                 2,
             )
         }
+        "c" => {
+            let arch = BackboneArch::from_name(&flag("--backbone").unwrap_or("vgg16".into()))?;
+            let size: i64 =
+                flag("--size").map_or(180, |s| s.parse().expect("--size takes a number"));
+            let spec = Sequential::new("bench", [3, size, size])
+                .add(LayerSpec::Backbone(BackboneSpec::frozen_base(arch)));
+            let model = Model::new(&spec, Device::Cpu, 1)?;
+            let x = Tensor::rand([16, 3, size, size], (Kind::Float, Device::Cpu)) * 255.0;
+            let _guard = tch::no_grad_guard();
+            rate(|| drop(model.forward(&x, false)), 16, seconds, 1)
+        }
         "d" => {
             let dir = flag("--data").expect("d needs --data DIR");
             let mut files = Vec::new();
@@ -117,9 +134,13 @@ fn main() -> convkit::Result<()> {
             decoded as f64 / start.elapsed().as_secs_f64()
         }
         other => {
-            eprintln!("unknown workload `{other}`: a, a_inf, b or d");
+            eprintln!("unknown workload `{other}`: a, a_inf, b, c or d");
             std::process::exit(2);
         }
+    };
+    let workload = match (workload.as_str(), flag("--backbone")) {
+        ("c", Some(backbone)) => format!("c_{backbone}"),
+        _ => workload,
     };
     println!(
         "{{\"engine\": \"convkit {} (tch 0.26, libtorch 2.13)\", \"threads\": {threads}, \"workload\": \"{workload}\", \"images_per_s\": {images_per_s:.1}}}",

@@ -7,7 +7,8 @@ use tch::{nn::VarStore, Device, Tensor};
 
 use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
-use crate::nn::{Activation, Layer, Sequential};
+use crate::models::BackboneSpec;
+use crate::nn::{Activation, Layer, LayerSpec, Sequential};
 use crate::train::Loss;
 use crate::weights::{load_weights, save_weights};
 
@@ -61,12 +62,62 @@ impl Model {
         let outputs = *spec.output_shape()?.last().unwrap_or(&1);
         let n_classes = if outputs == 1 { 2 } else { outputs };
         let classes = (0..n_classes).map(|i| i.to_string()).collect();
-        Ok(Model {
+        let model = Model {
             spec: spec.clone(),
             vs,
             layers,
             classes,
-        })
+        };
+        model.apply_trainability();
+        Ok(model)
+    }
+
+    /// Turns gradients off for the frozen layers of every backbone, on for the others, as
+    /// the description says.
+    fn apply_trainability(&self) {
+        let variables = self.vs.variables();
+        for layer in &self.spec.layers {
+            let LayerSpec::Backbone(backbone) = &layer.spec else {
+                continue;
+            };
+            let prefix = format!("{}.", layer.name);
+            for (name, var) in &variables {
+                if let Some(key) = name.strip_prefix(&prefix) {
+                    let _ = var.set_requires_grad(backbone.is_trainable(key));
+                }
+            }
+        }
+    }
+
+    /// Changes which layers of the backbone train: `change` gets its description. Fails
+    /// when the model has no backbone or `change` fails; the optimizer must be rebuilt
+    /// after (as Keras recompiles).
+    pub fn set_backbone_trainability(
+        &mut self,
+        change: impl FnOnce(&mut BackboneSpec) -> Result<()>,
+    ) -> Result<()> {
+        let backbone = self
+            .spec
+            .layers
+            .iter_mut()
+            .find_map(|l| match &mut l.spec {
+                LayerSpec::Backbone(b) => Some(b),
+                _ => None,
+            })
+            .ok_or_else(|| Error::InvalidConfig("the model has no pretrained backbone".into()))?;
+        change(backbone)?;
+        self.apply_trainability();
+        Ok(())
+    }
+
+    /// Number of values that get gradients.
+    pub fn trainable_param_count(&self) -> i64 {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .filter(|t| t.requires_grad())
+            .map(|t| t.numel() as i64)
+            .sum()
     }
 
     /// The architecture.
@@ -137,6 +188,57 @@ impl Model {
             .fold(images.shallow_clone(), |xs, layer| {
                 layer.forward(&xs, train)
             })
+    }
+
+    /// The output of the layer named `last` for a batch of images: the layers up to and
+    /// including it, in inference mode (for example a backbone's features).
+    pub fn forward_through(&self, images: &Tensor, last: &str) -> Result<Tensor> {
+        let count = self
+            .spec
+            .layers
+            .iter()
+            .position(|l| l.name == last)
+            .ok_or_else(|| Error::InvalidConfig(format!("the model has no layer `{last}`")))?
+            + 1;
+        Ok(self.layers[..count]
+            .iter()
+            .fold(images.shallow_clone(), |xs, layer| {
+                layer.forward(&xs, false)
+            }))
+    }
+
+    /// Copies the parameters the two models share by name from `other`: all of a head's
+    /// into the whole model it was cut from, or back. Fails, copying nothing, unless the
+    /// names of one model are all in the other with the same shapes.
+    pub fn copy_parameters_from(&mut self, other: &Model) -> Result<()> {
+        let mine = self.vs.variables();
+        let theirs = other.vs.variables();
+        let shared: Vec<&String> = theirs.keys().filter(|n| mine.contains_key(*n)).collect();
+        let nested = shared.len() == mine.len().min(theirs.len());
+        if !nested || shared.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "models `{}` and `{}` do not nest: cannot copy parameters between them",
+                self.spec.name, other.spec.name
+            )));
+        }
+        if let Some(name) = shared
+            .iter()
+            .find(|n| mine[**n].size() != theirs[**n].size())
+        {
+            return Err(Error::InvalidConfig(format!(
+                "`{name}` is {:?} in `{}` and {:?} in `{}`",
+                mine[*name].size(),
+                self.spec.name,
+                theirs[*name].size(),
+                other.spec.name
+            )));
+        }
+        tch::no_grad(|| {
+            for name in shared {
+                mine[name].shallow_clone().copy_(&theirs[name]);
+            }
+        });
+        Ok(())
     }
 
     /// Class probabilities for `images`, computed in batches of `batch_size` without

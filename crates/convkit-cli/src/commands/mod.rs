@@ -3,6 +3,7 @@
 pub mod augment_args;
 pub mod augment_preview;
 pub mod evaluate;
+pub mod finetune;
 pub mod mnist;
 pub mod predict;
 pub mod summary;

@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use clap::ValueEnum;
 use convkit::device::parse_device;
+use convkit::models::{BackboneArch, Head};
 use convkit::train::Optimizer;
-use convkit::workflows::{run_train, TrainJob};
+use convkit::workflows::transfer::TransferMode;
+use convkit::workflows::{run_train, TrainJob, TrainReport};
 
 use super::augment_args::AugmentArgs;
 
-/// Train a convnet from scratch on a folder of images (the chapter's cats vs dogs).
+/// Train a convnet on a folder of images: from scratch, or on a pretrained ImageNet base.
 ///
 /// DIR holds one sub-folder of images per class (labels follow the sorted folder names), or
 /// train/, validation/ and test/ folders laid out that way. Images (JPEG, PNG, BMP, GIF,
@@ -20,9 +23,17 @@ use super::augment_args::AugmentArgs;
 /// chapter's ModelCheckpoint), last.safetensors, history.csv and curves.png (rewritten after
 /// every epoch), metrics.json (validation and test accuracy of the best epoch) and run.json.
 ///
+/// With --base, a pretrained network ($CONVKIT_MODELS or --weights) sits frozen under a small
+/// head. --mode features runs it once per image and caches the features on disk, so a second
+/// run skips it; --mode frozen (the default) runs it at every step, which allows
+/// augmentation. Continue with `convkit finetune RUN_DIR` to unfreeze its top layers.
+///
 /// Examples:
 ///   convkit train --data cats_vs_dogs                          # chapter 8.2: 30 epochs
 ///   convkit train --data cats_vs_dogs --augment --dropout 0.5 --epochs 100   # chapter 8.3
+///   convkit train --data cats_vs_dogs --base vgg16 --mode features --epochs 20  # 8.4, fast
+///   convkit train --data cats_vs_dogs --base vgg16 --augment --epochs 50       # 8.4, end to end
+///   convkit train --data cats_vs_dogs --base mobilenet_v2 --augment --epochs 10
 ///   convkit train --data photos --rotation 0.05 --contrast 0.2 --early-stopping 10
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -32,8 +43,60 @@ pub struct TrainArgs {
     data: PathBuf,
 
     /// The model: small-convnet (the chapter's, 991,041 parameters at 180x180).
-    #[arg(long, default_value = "small-convnet")]
+    #[arg(long, default_value = "small-convnet", conflicts_with = "base")]
     model: String,
+
+    /// A pretrained base under the head: vgg16, mobilenet_v2 or efficientnet_lite0.
+    #[arg(long, value_name = "NAME", help_heading = "Pretrained base")]
+    base: Option<String>,
+
+    /// frozen: images through the frozen base at every step (augmentation possible);
+    /// features: the base runs once per image, its features are cached, the head trains on them.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "frozen",
+        requires = "base",
+        help_heading = "Pretrained base"
+    )]
+    mode: Mode,
+
+    /// The base's weights, safetensors or PyTorch .pth (default: $CONVKIT_MODELS, then
+    /// ~/.cache/convkit/models).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "base",
+        help_heading = "Pretrained base"
+    )]
+    weights: Option<PathBuf>,
+
+    /// The head: flatten (the chapter's Flatten, Dense 256, Dropout, Dense; VGG16's default)
+    /// or pooled (global average pooling, Dropout, Dense; the default of the others).
+    #[arg(long, value_enum, requires = "base", help_heading = "Pretrained base")]
+    head: Option<HeadArg>,
+
+    /// Folder of cached features (default: ~/.cache/convkit/features).
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "base",
+        help_heading = "Pretrained base"
+    )]
+    features_cache: Option<PathBuf>,
+
+    /// Base layers to train too, by name or prefix (e.g. block5); see `convkit summary NAME`.
+    #[arg(long, value_name = "NAME", num_args = 1.., requires = "base", help_heading = "Pretrained base")]
+    unfreeze: Vec<String>,
+
+    /// Train the last N layers of the base too.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "base",
+        help_heading = "Pretrained base"
+    )]
+    unfreeze_last: Option<usize>,
 
     /// Images are resized to SIZE x SIZE.
     #[arg(long, default_value_t = 180, value_name = "SIZE")]
@@ -96,8 +159,27 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
+/// How the pretrained base is used.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    Frozen,
+    Features,
+}
+
+/// The head on a pretrained base.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum HeadArg {
+    Flatten,
+    Pooled,
+}
+
 pub fn run(args: TrainArgs, device: &str) -> anyhow::Result<()> {
     let device = parse_device(device)?;
+    let base = args
+        .base
+        .as_deref()
+        .map(BackboneArch::from_name)
+        .transpose()?;
     anyhow::ensure!(
         matches!(args.model.as_str(), "small-convnet" | "small_convnet"),
         "unknown model `{}`; `convkit train` knows: small-convnet",
@@ -106,7 +188,7 @@ pub fn run(args: TrainArgs, device: &str) -> anyhow::Result<()> {
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/{}-{}",
-            args.model,
+            base.map_or(args.model.as_str(), |b| b.name()),
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ))
     });
@@ -124,10 +206,28 @@ pub fn run(args: TrainArgs, device: &str) -> anyhow::Result<()> {
         reduce_lr_patience: args.reduce_lr_patience,
         strict: args.strict,
         progress: !args.quiet,
+        base,
+        mode: match args.mode {
+            Mode::Frozen => TransferMode::Frozen,
+            Mode::Features => TransferMode::Features,
+        },
+        weights: args.weights,
+        head: args.head.map(|h| match h {
+            HeadArg::Flatten => Head::Flatten,
+            HeadArg::Pooled => Head::Pooled,
+        }),
+        features_cache: args.features_cache,
+        unfreeze: args.unfreeze,
+        unfreeze_last: args.unfreeze_last,
         ..TrainJob::new(args.data, out)
     };
     let report = run_train(&job, device).context("training failed")?;
-    if args.json {
+    print_report(&report, args.json)
+}
+
+/// Prints a training run's results (shared by `train` and `finetune`).
+pub fn print_report(report: &TrainReport, json: bool) -> anyhow::Result<()> {
+    if json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
@@ -153,6 +253,20 @@ pub fn run(args: TrainArgs, device: &str) -> anyhow::Result<()> {
         report.threads,
         report.peak_memory_mib.map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default()
     );
+    if let Some(f) = &report.features {
+        println!(
+            "Features {} in {:.1} s (cache: {})",
+            if f.cache_hit {
+                "read from the cache"
+            } else {
+                "computed"
+            },
+            f.seconds,
+            f.cache_dir
+                .as_ref()
+                .map_or("none".into(), |d| d.display().to_string())
+        );
+    }
     println!(
         "Run folder: {} (best.safetensors, last.safetensors, history.csv, curves.png, metrics.json)",
         report.out_dir.display()

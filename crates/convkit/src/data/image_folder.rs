@@ -44,6 +44,38 @@ impl Default for ImageOptions {
 /// Decodes the image at `path` (JPEG, PNG, BMP, GIF or WebP, found by content; grayscale and
 /// alpha converted to RGB) and resizes it: `(height * width * 3)` bytes, row-major RGB.
 pub fn load_image(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
+    let (rgb, width, height) = decode_rgb(path)?;
+    resize_rgb(rgb, width, height, options)
+        .map_err(|e| Error::invalid_data(path, format!("cannot resize: {e}")))
+}
+
+/// Decodes the image at `path` as ImageNet classifiers are evaluated: the central square of
+/// `fraction` of the shorter side, resized to `side x side` with a low-pass filter
+/// (torchvision's resize to 256 then centre crop 224 is `fraction = 224 / 256`). Returns
+/// `(side * side * 3)` bytes, row-major RGB.
+pub fn load_image_center_crop(path: &Path, side: u32, fraction: f64) -> Result<Vec<u8>> {
+    let invalid = |message: String| Error::invalid_data(path, message);
+    let (rgb, width, height) = decode_rgb(path)?;
+    let source = Image::from_vec_u8(width, height, rgb, PixelType::U8x3)
+        .map_err(|e| invalid(e.to_string()))?;
+    let crop = width.min(height) as f64 * fraction.clamp(0.01, 1.0);
+    let resize = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .crop(
+            (width as f64 - crop) / 2.0,
+            (height as f64 - crop) / 2.0,
+            crop,
+            crop,
+        );
+    let mut target = Image::new(side, side, PixelType::U8x3);
+    Resizer::new()
+        .resize(&source, &mut target, &resize)
+        .map_err(|e| invalid(format!("cannot resize: {e}")))?;
+    Ok(target.into_vec())
+}
+
+/// Decodes the image at `path` to RGB: bytes, width, height.
+fn decode_rgb(path: &Path) -> Result<(Vec<u8>, u32, u32)> {
     let invalid = |message: String| Error::invalid_data(path, message);
     // The format comes from the content alone: a file named .png holding text is "not an
     // image", and a JPEG named .png still decodes.
@@ -72,8 +104,7 @@ pub fn load_image(path: &Path, options: &ImageOptions) -> Result<Vec<u8>> {
     if width == 0 || height == 0 {
         return Err(invalid("image has no pixels".into()));
     }
-    resize_rgb(rgb.into_raw(), width, height, options)
-        .map_err(|e| invalid(format!("cannot resize: {e}")))
+    Ok((rgb.into_raw(), width, height))
 }
 
 /// Resizes a row-major RGB image to `options.size`.

@@ -1,23 +1,50 @@
 //! The chapter's models as named recipes.
 
+pub mod backbone;
+pub mod efficientnet_lite0;
+pub mod imagenet;
 pub mod mnist_convnet;
+pub mod mobilenet_v2;
+pub mod pretrained;
 pub mod small_convnet;
+pub mod transfer;
+pub mod vgg16;
 
+pub use backbone::{BackboneArch, BackboneSpec, Preprocessing, BACKBONE_NAMES};
 pub use mnist_convnet::mnist_convnet;
 pub use small_convnet::{small_convnet, SmallConvnetOptions};
+pub use transfer::{transfer_model, Head, TransferOptions};
 
 use crate::error::{Error, Result};
-use crate::nn::Sequential;
+use crate::nn::{LayerSpec, Sequential};
 
 /// Names accepted by [`by_name`].
-pub const MODEL_NAMES: &[&str] = &["mnist", "small-convnet"];
+pub const MODEL_NAMES: &[&str] = &[
+    "mnist",
+    "small-convnet",
+    "vgg16",
+    "mobilenet_v2",
+    "efficientnet_lite0",
+];
 
 /// A built-in recipe by name, with its default settings: `mnist` (alias `mnist_convnet`),
-/// `small-convnet` (alias `small_convnet`; 180x180, two classes).
+/// `small-convnet` (alias `small_convnet`; 180x180, two classes), or a pretrained network
+/// at 224x224 with every layer trainable (`vgg16`: the convolutional base; `mobilenet_v2`,
+/// `efficientnet_lite0`: with the ImageNet classifier).
 pub fn by_name(name: &str) -> Result<Sequential> {
     match name {
         "mnist" | "mnist_convnet" | "mnist-convnet" => Ok(mnist_convnet()),
         "small-convnet" | "small_convnet" => Ok(small_convnet(&SmallConvnetOptions::default())),
+        other if BackboneArch::from_name(other).is_ok() => {
+            let arch = BackboneArch::from_name(other)?;
+            let mut spec = BackboneSpec {
+                include_top: arch.has_classifier(),
+                ..BackboneSpec::frozen_base(arch)
+            };
+            let count = spec.layer_names().len();
+            spec.unfreeze_last(count)?;
+            Ok(Sequential::new(arch.name(), [3, 224, 224]).add(LayerSpec::Backbone(spec)))
+        }
         other => Err(Error::InvalidConfig(format!(
             "unknown model `{other}`; known models: {}",
             MODEL_NAMES.join(", ")

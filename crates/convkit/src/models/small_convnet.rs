@@ -51,11 +51,7 @@ pub fn small_convnet(options: &SmallConvnetOptions) -> Sequential {
     if let Some(rate) = options.dropout {
         spec = spec.dropout(rate);
     }
-    if options.classes <= 2 {
-        spec.dense(1, Activation::Sigmoid)
-    } else {
-        spec.dense(options.classes as i64, Activation::Softmax)
-    }
+    spec.classifier(options.classes)
 }
 
 #[cfg(test)]

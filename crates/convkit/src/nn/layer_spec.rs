@@ -8,6 +8,9 @@ use super::conv2d::Conv2dSpec;
 use super::dense::DenseSpec;
 use super::dropout::DropoutSpec;
 use super::flatten::{flatten_output_shape, Flatten};
+use super::global_average_pooling2d::{
+    global_average_pooling2d_output_shape, GlobalAveragePooling2d,
+};
 use super::layer::Layer;
 use super::max_pool2d::MaxPool2dSpec;
 use super::rescaling::RescalingSpec;
@@ -16,6 +19,7 @@ use crate::augment::{
     RandomZoomSpec,
 };
 use crate::error::Result;
+use crate::models::BackboneSpec;
 
 /// One layer of a [`Sequential`](super::Sequential) model, tagged by its Keras-style type
 /// name in JSON (`{"type": "conv2d", "filters": 32, ...}`).
@@ -47,6 +51,11 @@ pub enum LayerSpec {
     RandomContrast(RandomContrastSpec),
     /// Random crops during training, centre crops at inference.
     RandomCrop(RandomCropSpec),
+    /// Mean of each channel over the image.
+    #[serde(rename = "global_average_pooling2d")]
+    GlobalAveragePooling2d,
+    /// A pretrained ImageNet network (its own preprocessing included).
+    Backbone(BackboneSpec),
 }
 
 impl LayerSpec {
@@ -65,7 +74,22 @@ impl LayerSpec {
             LayerSpec::RandomTranslation(_) => "RandomTranslation",
             LayerSpec::RandomContrast(_) => "RandomContrast",
             LayerSpec::RandomCrop(_) => "RandomCrop",
+            LayerSpec::GlobalAveragePooling2d => "GlobalAveragePooling2D",
+            LayerSpec::Backbone(_) => "Functional",
         }
+    }
+
+    /// Whether this is a random augmentation layer (active only in training).
+    pub fn is_augmentation(&self) -> bool {
+        matches!(
+            self,
+            LayerSpec::RandomFlip(_)
+                | LayerSpec::RandomRotation(_)
+                | LayerSpec::RandomZoom(_)
+                | LayerSpec::RandomTranslation(_)
+                | LayerSpec::RandomContrast(_)
+                | LayerSpec::RandomCrop(_)
+        )
     }
 
     /// The prefix of automatic layer names (`conv2d`, `conv2d_1`, ...), as Keras names them.
@@ -83,6 +107,8 @@ impl LayerSpec {
             LayerSpec::RandomTranslation(_) => "random_translation",
             LayerSpec::RandomContrast(_) => "random_contrast",
             LayerSpec::RandomCrop(_) => "random_crop",
+            LayerSpec::GlobalAveragePooling2d => "global_average_pooling2d",
+            LayerSpec::Backbone(spec) => spec.architecture.name(),
         }
     }
 
@@ -100,6 +126,8 @@ impl LayerSpec {
             LayerSpec::RandomTranslation(spec) => spec.output_shape(input),
             LayerSpec::RandomContrast(spec) => spec.output_shape(input),
             LayerSpec::RandomCrop(spec) => spec.output_shape(input),
+            LayerSpec::GlobalAveragePooling2d => global_average_pooling2d_output_shape(input),
+            LayerSpec::Backbone(spec) => spec.output_shape(input),
         }
     }
 
@@ -108,6 +136,15 @@ impl LayerSpec {
         match self {
             LayerSpec::Conv2d(spec) => spec.param_count(input),
             LayerSpec::Dense(spec) => spec.param_count(input),
+            LayerSpec::Backbone(spec) => spec.param_counts().0,
+            _ => 0,
+        }
+    }
+
+    /// Number of values that are not trained: frozen layers and batch-norm statistics.
+    pub fn non_trainable_param_count(&self) -> i64 {
+        match self {
+            LayerSpec::Backbone(spec) => spec.param_counts().1,
             _ => 0,
         }
     }
@@ -117,6 +154,7 @@ impl LayerSpec {
         match self {
             LayerSpec::Conv2d(spec) => Some(spec.activation),
             LayerSpec::Dense(spec) => Some(spec.activation),
+            LayerSpec::Backbone(spec) if spec.include_top => Some(Activation::Softmax),
             _ => None,
         }
     }
@@ -147,6 +185,12 @@ impl LayerSpec {
                 spec.output_shape(input)?;
                 Box::new(spec.build()?)
             }
+            LayerSpec::GlobalAveragePooling2d => {
+                global_average_pooling2d_output_shape(input)?;
+                Box::new(GlobalAveragePooling2d)
+            }
+            // a backbone's head ends in logits already: the softmax is left to predict
+            LayerSpec::Backbone(spec) => Box::new(spec.build(&vs, input)?),
         })
     }
 }

@@ -4,14 +4,19 @@
 //! and parameter count) and a built form implementing [`Layer`].
 
 pub mod activation;
+pub mod batch_norm;
 pub mod conv2d;
+pub mod conv_bn;
 pub mod dense;
 pub mod dropout;
 pub mod flatten;
+pub mod global_average_pooling2d;
 pub mod init;
+pub mod inverted_residual;
 pub mod layer;
 pub mod layer_spec;
 pub mod max_pool2d;
+pub mod pooled_classifier;
 pub mod rescaling;
 pub mod sequential;
 pub mod summary;

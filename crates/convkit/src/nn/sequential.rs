@@ -106,9 +106,24 @@ impl Sequential {
         self.add(LayerSpec::Dropout(DropoutSpec { rate }))
     }
 
+    /// Appends a global average pooling.
+    pub fn global_average_pooling2d(self) -> Self {
+        self.add(LayerSpec::GlobalAveragePooling2d)
+    }
+
     /// Appends a dense layer.
     pub fn dense(self, units: i64, activation: Activation) -> Self {
         self.add(LayerSpec::Dense(DenseSpec { units, activation }))
+    }
+
+    /// Appends the output layer for `classes` classes: `Dense(1, sigmoid)` for two (binary
+    /// crossentropy), `Dense(classes, softmax)` for more.
+    pub fn classifier(self, classes: usize) -> Self {
+        if classes <= 2 {
+            self.dense(1, Activation::Sigmoid)
+        } else {
+            self.dense(classes as i64, Activation::Softmax)
+        }
     }
 
     /// The output shape of every layer, in order; fails on the first layer that does not
@@ -160,6 +175,28 @@ impl Sequential {
             Some(a) if a.is_probabilistic() => a,
             _ => Activation::Linear,
         }
+    }
+
+    /// Splits the model after the layer named `name`: the layers up to it, and the rest as
+    /// a model of its own (named `<name>_head`) taking the first part's output. A head
+    /// trained alone on cached outputs has the parameter names it has in the whole model.
+    pub fn split_after(&self, name: &str) -> Result<(Sequential, Sequential)> {
+        let at = self
+            .layers
+            .iter()
+            .position(|l| l.name == name)
+            .ok_or_else(|| Error::InvalidConfig(format!("no layer is named `{name}`")))?;
+        let base = Sequential {
+            name: self.name.clone(),
+            input_shape: self.input_shape.clone(),
+            layers: self.layers[..=at].to_vec(),
+        };
+        let head = Sequential {
+            name: format!("{}_head", self.name),
+            input_shape: base.output_shape()?,
+            layers: self.layers[at + 1..].to_vec(),
+        };
+        Ok((base, head))
     }
 
     /// Checks that the layers fit together and that names are unique.

@@ -1,5 +1,6 @@
 //! Keras-style summary table of a model: layer, output shape, parameters.
 
+use super::layer_spec::LayerSpec;
 use super::sequential::Sequential;
 use crate::error::Result;
 
@@ -59,21 +60,44 @@ impl Summary {
     pub fn of(spec: &Sequential) -> Result<Summary> {
         let shapes = spec.output_shapes()?;
         let counts = spec.layer_param_counts()?;
-        let rows = spec
-            .layers
-            .iter()
-            .zip(shapes.iter().zip(&counts))
-            .map(|(layer, (shape, &params))| SummaryRow {
+        let mut rows = Vec::new();
+        for (layer, (shape, &params)) in spec.layers.iter().zip(shapes.iter().zip(&counts)) {
+            let non_trainable = layer.spec.non_trainable_param_count();
+            rows.push(SummaryRow {
                 layer: format!("{} ({})", layer.name, layer.spec.class_name()),
                 output_shape: shape_text(shape),
-                params,
-            })
-            .collect();
+                params: params + non_trainable,
+            });
+            // a pretrained network also lists its own layers, which freezing names
+            if let LayerSpec::Backbone(backbone) = &layer.spec {
+                rows.extend(
+                    backbone
+                        .layer_param_counts()
+                        .into_iter()
+                        .map(|(name, params)| SummaryRow {
+                            layer: format!(
+                                "  {name}{}",
+                                if backbone.trainable_layers.contains(&name) {
+                                    ""
+                                } else {
+                                    " (frozen)"
+                                }
+                            ),
+                            output_shape: String::new(),
+                            params,
+                        }),
+                );
+            }
+        }
         Ok(Summary {
             name: spec.name.clone(),
             rows,
             trainable_params: counts.iter().sum(),
-            non_trainable_params: 0,
+            non_trainable_params: spec
+                .layers
+                .iter()
+                .map(|l| l.spec.non_trainable_param_count())
+                .sum(),
         })
     }
 

@@ -4,6 +4,26 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::history::EpochRecord;
 
+/// A bar counting `total` items of a long job (`label` in front, items/s and time left
+/// after), on stderr when `enabled`.
+pub fn count_bar(total: u64, label: &str, enabled: bool) -> ProgressBar {
+    let target = if enabled {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:28.cyan/blue}] {pos}/{len} {per_sec} {elapsed_precise}<{eta_precise}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_owned());
+    bar
+}
+
 /// A progress bar over one epoch's batches, on stderr (hidden when stderr is not a
 /// terminal, or when progress is off).
 #[derive(Debug)]

@@ -2,12 +2,18 @@
 //! binary only parses arguments.
 
 pub mod evaluate;
+pub mod features;
+pub mod finetune;
+pub mod imagenet_predict;
 pub mod mnist;
 pub mod predict;
 pub mod run_dir;
 pub mod train;
+pub mod transfer;
 
 pub use evaluate::evaluate_run;
+pub use finetune::{finetune_job, FinetuneOptions};
+pub use imagenet_predict::{predict_imagenet, ImagenetPrediction};
 pub use mnist::{run_mnist, MnistJob, MnistReport};
 pub use predict::{predict_images, Prediction};
 pub use run_dir::RunDir;

@@ -7,14 +7,18 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use super::features::FeatureCache;
 use super::run_dir::{peak_rss_bytes, write_json, RunDir};
+use super::transfer::{fit_on_features, prepare_features, FeaturesReport, TransferMode};
 use crate::data::image_folder::{ImageFolder, ImageOptions, LoadedImages, SplitFolders};
 use crate::data::Dataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::models::pretrained::locate_weights;
 use crate::models::small_convnet::{small_convnet, SmallConvnetOptions};
-use crate::nn::LayerSpec;
+use crate::models::{transfer_model, BackboneArch, Head, TransferOptions};
+use crate::nn::{LayerSpec, Sequential};
 use crate::train::{
     BestCheckpoint, Callback, CurvesPlot, EarlyStopping, Evaluation, FitConfig, HistoryCsv,
     Optimizer, ReduceLrOnPlateau,
@@ -56,6 +60,31 @@ pub struct TrainJob {
     pub strict: bool,
     /// Progress bars and per-epoch lines on stderr.
     pub progress: bool,
+    /// A pretrained base under a small head (the chapter's section 4) instead of the
+    /// from-scratch convnet.
+    #[serde(default)]
+    pub base: Option<BackboneArch>,
+    /// How the base is used: end to end (frozen) or through cached features.
+    #[serde(default)]
+    pub mode: TransferMode,
+    /// The base's weights file (default: found via `$CONVKIT_MODELS` or the cache).
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+    /// The head on the base (default: the chapter's for VGG16, pooled for the others).
+    #[serde(default)]
+    pub head: Option<Head>,
+    /// Where features are cached (default: the user's cache folder).
+    #[serde(default)]
+    pub features_cache: Option<PathBuf>,
+    /// Start from this checkpoint rather than fresh weights (fine-tuning).
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
+    /// Backbone layers to make trainable, by name or prefix (`block5`).
+    #[serde(default)]
+    pub unfreeze: Vec<String>,
+    /// Make the last N layers of the backbone trainable.
+    #[serde(default)]
+    pub unfreeze_last: Option<usize>,
 }
 
 impl TrainJob {
@@ -78,6 +107,14 @@ impl TrainJob {
             reduce_lr_patience: None,
             strict: false,
             progress: false,
+            base: None,
+            mode: TransferMode::Frozen,
+            weights: None,
+            head: None,
+            features_cache: None,
+            init_from: None,
+            unfreeze: Vec::new(),
+            unfreeze_last: None,
         }
     }
 
@@ -143,6 +180,15 @@ pub struct TrainReport {
     pub peak_memory_mib: Option<f64>,
     /// Number of parameters.
     pub params: i64,
+    /// Number of parameters that trained.
+    #[serde(default)]
+    pub trainable_params: i64,
+    /// Feature extraction, when the run trained on cached features.
+    #[serde(default)]
+    pub features: Option<FeaturesReport>,
+    /// Seconds from start to end, loading and evaluation included.
+    #[serde(default)]
+    pub wall_seconds: f64,
     /// Device used.
     pub device: String,
     /// libtorch CPU threads.
@@ -193,6 +239,7 @@ pub fn check_classes(model: &Model, data: &Dataset, dir: &Path) -> Result<()> {
 /// `best.safetensors` (lowest validation loss) and `last.safetensors`, each with its `.json`,
 /// `history.csv` and `curves.png` (rewritten every epoch), `metrics.json`, `run.json`.
 pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
+    check_settings(job)?;
     let splits = SplitFolders::detect(&job.data_dir);
     let options = job.image_options();
     let start = Instant::now();
@@ -234,15 +281,11 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
             threads,
         },
     )?;
-    let spec = small_convnet(&SmallConvnetOptions {
-        image_size: job.image_size as i64,
-        classes: train.classes().len(),
-        dropout: job.dropout,
-        augmentation: job.augmentation.clone(),
-    });
+    let (mut model, weights) = build_model(job, train.classes(), device)?;
+    let spec = model.spec().clone();
     if job.progress {
         eprintln!(
-            "{}: {} training, {} validation images of {} classes ({:?}), loaded in {:.1}s; {} ({} parameters) on {} ({} threads)",
+            "{}: {} training, {} validation images of {} classes ({:?}), loaded in {:.1}s; {} ({} parameters, {} trainable) on {} ({} threads)",
             job.data_dir.display(),
             train.len(),
             validation.len(),
@@ -250,13 +293,12 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
             train.classes(),
             load_seconds,
             spec.name,
-            spec.param_count()?,
+            model.param_count(),
+            model.trainable_param_count(),
             device_name(device),
             threads
         );
     }
-    let mut model = Model::new(&spec, device, job.seed)?;
-    model.set_classes(train.classes().to_vec())?;
     let config = FitConfig {
         epochs: job.epochs,
         batch_size: job.batch_size,
@@ -269,30 +311,73 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
         path: run.curves(),
         title: format!("{} on {}", spec.name, job.data_dir.display()),
     };
-    let mut best = BestCheckpoint::new(run.best());
     let mut early = job.early_stopping.map(EarlyStopping::new);
     let mut reduce = job
         .reduce_lr_patience
         .map(|p| ReduceLrOnPlateau::new(0.5, p, 1e-6));
-    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves, &mut best];
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves];
     if let Some(early) = early.as_mut() {
         callbacks.push(early);
     }
     if let Some(reduce) = reduce.as_mut() {
         callbacks.push(reduce);
     }
-    let history = model.fit(&train, Some(&validation), &config, &mut callbacks)?;
-    model.save(&run.last())?;
-
-    let best_model = Model::load(&run.best(), device)?;
-    let best_validation = best_model.evaluate(&validation, 64)?;
-    let test = match &splits.test {
+    let test_data = match &splits.test {
         Some(dir) => {
             let loaded = load_split(dir, &options, job.strict, job.progress)?;
-            check_classes(&best_model, &loaded.dataset, dir)?;
-            Some(best_model.evaluate(&loaded.dataset, 64)?)
+            check_classes(&model, &loaded.dataset, dir)?;
+            Some(loaded.dataset)
         }
         None => None,
+    };
+    let (history, best_validation, test, features) = match (job.mode, weights) {
+        (TransferMode::Features, Some(weights)) => {
+            let cache = job
+                .features_cache
+                .clone()
+                .map(FeatureCache::new)
+                .or_else(FeatureCache::user_default);
+            let mut splits = prepare_features(
+                &model,
+                &weights,
+                [Some(&train), Some(&validation), test_data.as_ref()],
+                cache,
+                job.batch_size.max(32),
+                job.progress,
+            )?;
+            if job.progress {
+                let how = if splits.report.cache_hit {
+                    "read from the cache"
+                } else {
+                    "computed"
+                };
+                eprintln!("features {how} in {:.1}s", splits.report.seconds);
+            }
+            let (whole, history, validation, test) = fit_on_features(
+                model,
+                &mut splits,
+                &config,
+                &mut callbacks,
+                &run.best(),
+                &run.last(),
+            )?;
+            model = whole;
+            (history, validation, test, Some(splits.report))
+        }
+        _ => {
+            let mut best = BestCheckpoint::new(run.best());
+            callbacks.push(&mut best);
+            let history = model.fit(&train, Some(&validation), &config, &mut callbacks)?;
+            drop(callbacks);
+            model.save(&run.last())?;
+            let best_model = Model::load(&run.best(), device)?;
+            let validation = best_model.evaluate(&validation, job.batch_size)?;
+            let test = test_data
+                .as_ref()
+                .map(|t| best_model.evaluate(t, job.batch_size))
+                .transpose()?;
+            (history, validation, test, None)
+        }
     };
     let train_seconds = history.train_seconds();
     let report = TrainReport {
@@ -311,6 +396,9 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
         seconds_per_epoch: train_seconds / history.epochs.len().max(1) as f64,
         peak_memory_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
         params: model.param_count(),
+        trainable_params: model.trainable_param_count(),
+        features,
+        wall_seconds: start.elapsed().as_secs_f64(),
         device: device_name(device),
         threads,
         seed: job.seed,
@@ -318,6 +406,104 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
     };
     write_json(&run.metrics(), &report)?;
     Ok(report)
+}
+
+/// Refuses settings that cannot go together, before any image is decoded.
+fn check_settings(job: &TrainJob) -> Result<()> {
+    let features = job.mode == TransferMode::Features && job.init_from.is_none();
+    if features && job.base.is_none() {
+        return Err(Error::InvalidConfig(
+            "feature extraction needs a pretrained base (--base)".into(),
+        ));
+    }
+    if features && !job.augmentation.is_empty() {
+        return Err(Error::InvalidConfig(
+            "augmentation needs --mode frozen: cached features are computed once per image".into(),
+        ));
+    }
+    if features && (!job.unfreeze.is_empty() || job.unfreeze_last.is_some()) {
+        return Err(Error::InvalidConfig(
+            "unfreezing needs --mode frozen: cached features come from a fixed base".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The model a job trains, and the pretrained weights file it loaded, if any.
+fn build_model(
+    job: &TrainJob,
+    classes: &[String],
+    device: Device,
+) -> Result<(Model, Option<PathBuf>)> {
+    let unfreeze = |model: &mut Model| {
+        if job.unfreeze.is_empty() && job.unfreeze_last.is_none() {
+            return Ok(());
+        }
+        model.set_backbone_trainability(|b| {
+            if let Some(n) = job.unfreeze_last {
+                b.unfreeze_last(n)?;
+            }
+            b.unfreeze(&job.unfreeze)
+        })
+    };
+    if let Some(init) = &job.init_from {
+        let model = Model::load(init, device)?;
+        if model.classes() != classes {
+            return Err(Error::invalid_data(
+                init,
+                format!(
+                    "the model's classes {:?} are not the data's {classes:?}",
+                    model.classes()
+                ),
+            ));
+        }
+        let mut model = with_augmentation(model, &job.augmentation, job.seed)?;
+        unfreeze(&mut model)?;
+        return Ok((model, None));
+    }
+    let Some(arch) = job.base else {
+        let spec = small_convnet(&SmallConvnetOptions {
+            image_size: job.image_size as i64,
+            classes: classes.len(),
+            dropout: job.dropout,
+            augmentation: job.augmentation.clone(),
+        });
+        let mut model = Model::new(&spec, device, job.seed)?;
+        model.set_classes(classes.to_vec())?;
+        return Ok((model, None));
+    };
+    let spec = transfer_model(&TransferOptions {
+        backbone: arch,
+        image_size: job.image_size as i64,
+        classes: classes.len(),
+        head: job.head.unwrap_or(Head::default_for(arch)),
+        dropout: job.dropout.unwrap_or(0.5),
+        augmentation: job.augmentation.clone(),
+    });
+    let mut model = Model::new(&spec, device, job.seed)?;
+    model.set_classes(classes.to_vec())?;
+    let weights = locate_weights(arch, job.weights.as_deref())?;
+    model.load_pretrained(&weights)?;
+    unfreeze(&mut model)?;
+    Ok((model, Some(weights)))
+}
+
+/// `model` with `augmentation` in front when it has none yet (fine-tuning a head trained
+/// on cached features with augmentation); the parameters are kept.
+fn with_augmentation(model: Model, augmentation: &[LayerSpec], seed: u64) -> Result<Model> {
+    let spec = model.spec();
+    if augmentation.is_empty() || spec.layers.iter().any(|l| l.spec.is_augmentation()) {
+        return Ok(model);
+    }
+    let mut augmented = Sequential::new(&spec.name, spec.input_shape.clone());
+    for layer in augmentation {
+        augmented = augmented.add(layer.clone());
+    }
+    augmented.layers.extend(spec.layers.iter().cloned());
+    let mut rebuilt = Model::new(&augmented, model.device(), seed)?;
+    rebuilt.copy_parameters_from(&model)?;
+    rebuilt.set_classes(model.classes().to_vec())?;
+    Ok(rebuilt)
 }
 
 fn check_same_classes(train: &Dataset, other: &Dataset, dir: &Path) -> Result<()> {

@@ -8,6 +8,9 @@ use tch::{nn::VarStore, Tensor};
 use crate::atomic_file::write_atomic_with;
 use crate::error::{Error, Result};
 
+pub mod pth;
+pub use pth::read_pth;
+
 /// Writes every variable of `vs` to `path` in safetensors format, atomically: a run stopped
 /// mid-write keeps the previous file.
 pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
@@ -38,34 +41,48 @@ pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// unexpected and mis-shaped tensor.
 pub fn load_weights(vs: &mut VarStore, path: &Path) -> Result<()> {
     let file: BTreeMap<String, Tensor> = read_weights(path)?.into_iter().collect();
-    let vars = vs.variables();
+    copy_checked(vs, "", &file, path)
+}
+
+/// Copies `tensors` into the variables of `vs` whose names start with `prefix` (the
+/// tensors' names are relative to it). The same checks as [`load_weights`]: all or nothing,
+/// every problem named, `source` (the file they came from) in the error.
+pub fn copy_checked(
+    vs: &mut VarStore,
+    prefix: &str,
+    tensors: &BTreeMap<String, Tensor>,
+    source: &Path,
+) -> Result<()> {
+    let vars: BTreeMap<String, Tensor> = vs
+        .variables()
+        .into_iter()
+        .filter_map(|(name, t)| name.strip_prefix(prefix).map(|n| (n.to_owned(), t)))
+        .collect();
     let mut problems = Vec::new();
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    for name in names {
-        match file.get(name) {
-            None => problems.push(format!("  missing: {name} {:?}", vars[name].size())),
-            Some(t) if t.size() != vars[name].size() => problems.push(format!(
+    for (name, var) in &vars {
+        match tensors.get(name) {
+            None => problems.push(format!("  missing: {name} {:?}", var.size())),
+            Some(t) if t.size() != var.size() => problems.push(format!(
                 "  wrong shape: {name}: the model has {:?}, the file {:?}",
-                vars[name].size(),
+                var.size(),
                 t.size()
             )),
             Some(_) => {}
         }
     }
-    for name in file.keys().filter(|n| !vars.contains_key(*n)) {
-        problems.push(format!("  unexpected: {name} {:?}", file[name].size()));
+    for name in tensors.keys().filter(|n| !vars.contains_key(*n)) {
+        problems.push(format!("  unexpected: {name} {:?}", tensors[name].size()));
     }
     if !problems.is_empty() {
         return Err(Error::WeightsMismatch {
-            path: path.to_owned(),
+            path: source.to_owned(),
             problems,
         });
     }
     tch::no_grad(|| {
         for (name, var) in &vars {
             let mut var = var.shallow_clone();
-            var.f_copy_(&file[name].to_kind(var.kind()).to_device(var.device()))?;
+            var.f_copy_(&tensors[name].to_kind(var.kind()).to_device(var.device()))?;
         }
         Ok::<_, tch::TchError>(())
     })?;

@@ -1,0 +1,208 @@
+//! Convolution without bias, batch norm, optional ReLU6: the unit of MobileNet-style nets.
+
+use tch::{nn::Path, Tensor};
+
+use super::batch_norm::BatchNorm2d;
+use super::init::glorot_uniform;
+use crate::error::Result;
+
+/// How a backbone's convolutions pad their input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BorderPadding {
+    /// `(k - 1) / 2` on every side (PyTorch models).
+    Symmetric,
+    /// TensorFlow's `SAME`: a total of `max((ceil(n / s) - 1) s + k - n, 0)`, half of it
+    /// (rounded down) before and the rest after (checkpoints converted from TensorFlow).
+    TfSame,
+}
+
+/// Settings of a [`ConvBn`].
+#[derive(Clone, Copy, Debug)]
+pub struct ConvBnSpec {
+    /// Input channels.
+    pub in_channels: i64,
+    /// Output channels.
+    pub out_channels: i64,
+    /// Side of the square kernel.
+    pub kernel_size: i64,
+    /// Stride.
+    pub stride: i64,
+    /// Depthwise (one kernel per channel, `in == out`) rather than a full convolution.
+    pub depthwise: bool,
+    /// ReLU6 after the batch norm.
+    pub relu6: bool,
+    /// Border handling.
+    pub padding: BorderPadding,
+    /// Batch-norm epsilon.
+    pub bn_eps: f64,
+}
+
+impl ConvBnSpec {
+    /// A full convolution followed by batch norm (eps 1e-5) and ReLU6, padded
+    /// symmetrically: PyTorch's defaults.
+    pub fn new(in_channels: i64, out_channels: i64, kernel_size: i64, stride: i64) -> Self {
+        ConvBnSpec {
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            depthwise: false,
+            relu6: true,
+            padding: BorderPadding::Symmetric,
+            bn_eps: 1e-5,
+        }
+    }
+
+    /// The same as a depthwise convolution (`out_channels` must equal `in_channels`).
+    pub fn depthwise(self) -> Self {
+        ConvBnSpec {
+            depthwise: true,
+            ..self
+        }
+    }
+
+    /// The same without the ReLU6 (a linear projection).
+    pub fn linear(self) -> Self {
+        ConvBnSpec {
+            relu6: false,
+            ..self
+        }
+    }
+
+    /// The same as a TensorFlow checkpoint computes it: `SAME` padding and batch-norm eps
+    /// 1e-3.
+    pub fn tensorflow(self) -> Self {
+        ConvBnSpec {
+            padding: BorderPadding::TfSame,
+            bn_eps: 1e-3,
+            ..self
+        }
+    }
+}
+
+/// A built [`ConvBnSpec`]: `conv` (no bias) and `bn` under their own names.
+///
+/// # Shapes
+/// - input: `(batch, in_channels, h, w)`
+/// - output: `(batch, out_channels, ceil(h / stride), ceil(w / stride))`
+#[derive(Debug)]
+pub struct ConvBn {
+    weight: Tensor,
+    bn: BatchNorm2d,
+    spec: ConvBnSpec,
+}
+
+impl ConvBn {
+    /// Creates the kernel as `conv.weight` and the batch norm under `bn`, where the caller
+    /// names both paths (checkpoints name them differently).
+    pub fn new(conv: &Path, bn: &Path, spec: ConvBnSpec) -> Result<ConvBn> {
+        let k = spec.kernel_size;
+        let in_per_group = if spec.depthwise { 1 } else { spec.in_channels };
+        let init = glorot_uniform(in_per_group * k * k, spec.out_channels * k * k);
+        Ok(ConvBn {
+            weight: conv.f_var("weight", &[spec.out_channels, in_per_group, k, k], init)?,
+            bn: BatchNorm2d::new(bn, spec.out_channels, spec.bn_eps)?,
+            spec,
+        })
+    }
+
+    /// Convolution, batch norm, then ReLU6 when the spec says so.
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let s = &self.spec;
+        let groups = if s.depthwise { s.in_channels } else { 1 };
+        let (xs, pad) = match s.padding {
+            BorderPadding::Symmetric => (xs.shallow_clone(), (s.kernel_size - 1) / 2),
+            BorderPadding::TfSame => (tf_same_pad(xs, s.kernel_size, s.stride), 0),
+        };
+        let ys = xs.conv2d(
+            &self.weight,
+            None::<&Tensor>,
+            [s.stride, s.stride],
+            [pad, pad],
+            [1, 1],
+            groups,
+        );
+        let ys = self.bn.forward(&ys);
+        if s.relu6 {
+            ys.clamp(0.0, 6.0)
+        } else {
+            ys
+        }
+    }
+}
+
+/// Total padding TensorFlow's `SAME` adds along an axis of `n` values.
+fn tf_same_total(n: i64, kernel: i64, stride: i64) -> i64 {
+    let out = (n + stride - 1) / stride;
+    ((out - 1) * stride + kernel - n).max(0)
+}
+
+/// Zero-pads `xs` as TensorFlow's `SAME` would before a convolution without padding.
+fn tf_same_pad(xs: &Tensor, kernel: i64, stride: i64) -> Tensor {
+    let size = xs.size();
+    let (h, w) = (size[2], size[3]);
+    let (th, tw) = (
+        tf_same_total(h, kernel, stride),
+        tf_same_total(w, kernel, stride),
+    );
+    if th == 0 && tw == 0 {
+        return xs.shallow_clone();
+    }
+    xs.constant_pad_nd([tw / 2, tw - tw / 2, th / 2, th - th / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn::VarStore, Device, Kind};
+
+    #[test]
+    fn tf_same_puts_the_extra_pixel_after() {
+        assert_eq!(tf_same_total(224, 3, 2), 1);
+        assert_eq!(tf_same_total(224, 5, 2), 3);
+        assert_eq!(tf_same_total(7, 3, 1), 2);
+        let xs = Tensor::ones([1, 1, 4, 4], (Kind::Float, Device::Cpu));
+        let padded = tf_same_pad(&xs, 3, 2);
+        assert_eq!(padded.size(), [1, 1, 5, 5]);
+        // the single pad row and column are at the bottom and right
+        assert_eq!(
+            padded
+                .get(0)
+                .get(0)
+                .get(0)
+                .sum(Kind::Float)
+                .double_value(&[]),
+            4.0
+        );
+        assert_eq!(
+            padded
+                .get(0)
+                .get(0)
+                .get(4)
+                .sum(Kind::Float)
+                .double_value(&[]),
+            0.0
+        );
+    }
+
+    #[test]
+    fn output_size_is_input_over_stride_rounded_up() {
+        let vs = VarStore::new(Device::Cpu);
+        for padding in [BorderPadding::Symmetric, BorderPadding::TfSame] {
+            let spec = ConvBnSpec {
+                in_channels: 8,
+                out_channels: 8,
+                kernel_size: 5,
+                stride: 2,
+                depthwise: true,
+                relu6: true,
+                padding,
+                bn_eps: 1e-3,
+            };
+            let layer = ConvBn::new(&vs.root().sub("c"), &vs.root().sub("b"), spec).unwrap();
+            let ys = layer.forward(&Tensor::randn([2, 8, 45, 45], (Kind::Float, Device::Cpu)));
+            assert_eq!(ys.size(), [2, 8, 23, 23]);
+            assert!(ys.max().double_value(&[]) <= 6.0 && ys.min().double_value(&[]) >= 0.0);
+        }
+    }
+}
