@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::pretrained::{models_cache_dir, MODELS_ENV};
+use super::pretrained::{find_in_models_dirs, MODELS_ENV};
 use crate::error::{Error, Result};
 
 /// The file of class names, relative to a models folder: `index`, `wnid`, `name` per line,
@@ -50,23 +50,12 @@ pub fn locate_imagenet_classes(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path.to_owned());
     }
-    let searched: Vec<PathBuf> = std::env::var_os(MODELS_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(models_cache_dir())
-        .map(|dir| dir.join(CLASSES_FILE))
-        .collect();
-    searched
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .ok_or(Error::DataNotFound {
-            what: format!(
-                "the ImageNet class names (`{CLASSES_FILE}`: pass --classes or set {MODELS_ENV})"
-            ),
-            searched,
-        })
+    find_in_models_dirs(CLASSES_FILE).map_err(|searched| Error::DataNotFound {
+        what: format!(
+            "the ImageNet class names (`{CLASSES_FILE}`: pass --classes or set {MODELS_ENV})"
+        ),
+        searched,
+    })
 }
 
 #[cfg(test)]

@@ -30,10 +30,35 @@ pub fn models_cache_dir() -> Option<PathBuf> {
 /// `$CONVKIT_MODELS/<file>` and the cache that exists. The error lists where it looked and
 /// how to get the file.
 pub fn locate_weights(arch: BackboneArch, explicit: Option<&Path>) -> Result<PathBuf> {
-    let models_dir = std::env::var_os(MODELS_ENV)
+    locate_weights_in(arch, explicit, models_dir_from_env())
+}
+
+/// The folder `$CONVKIT_MODELS` names, if set and not empty.
+fn models_dir_from_env() -> Option<PathBuf> {
+    std::env::var_os(MODELS_ENV)
         .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    locate_weights_in(arch, explicit, models_dir)
+        .map(PathBuf::from)
+}
+
+/// Where a models-folder file is looked for, in order: `<models_dir>/<file>`, then the
+/// cache's `<file>`.
+fn candidates(file: &str, models_dir: Option<PathBuf>) -> Vec<PathBuf> {
+    models_dir
+        .into_iter()
+        .chain(models_cache_dir())
+        .map(|dir| dir.join(file))
+        .collect()
+}
+
+/// `file` (relative to a models folder) from `$CONVKIT_MODELS` or the cache, whichever has
+/// it first; otherwise every place searched, for the error.
+pub fn find_in_models_dirs(file: &str) -> std::result::Result<PathBuf, Vec<PathBuf>> {
+    let searched = candidates(file, models_dir_from_env());
+    searched
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or(searched)
 }
 
 /// [`locate_weights`] with the value of `$CONVKIT_MODELS` given.
@@ -52,11 +77,7 @@ fn locate_weights_in(
         ));
     }
     let file = arch.weights_file();
-    let searched: Vec<PathBuf> = models_dir
-        .into_iter()
-        .chain(models_cache_dir())
-        .map(|dir| dir.join(file))
-        .collect();
+    let searched = candidates(file, models_dir);
     if let Some(found) = searched.iter().find(|p| p.is_file()) {
         return Ok(found.clone());
     }
