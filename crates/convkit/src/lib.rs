@@ -25,6 +25,7 @@
 
 pub mod atomic_file;
 pub mod augment;
+pub mod cache;
 pub mod data;
 pub mod device;
 pub mod error;

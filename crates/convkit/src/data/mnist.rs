@@ -9,9 +9,9 @@
 //! [`locate_or_download_mnist_in`]), so the search order can be tested without touching
 //! the process environment.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::cache::{cache_dir, non_empty_env};
 use crate::data::dataset::Dataset;
 use crate::data::download::{download_verified, sha256_file};
 use crate::data::idx::{read_idx, IdxArray};
@@ -346,20 +346,10 @@ pub fn mnist_search_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// The folder MNIST is downloaded into: `$XDG_CACHE_HOME/convkit/mnist`, or
-/// `$HOME/.cache/convkit/mnist`; `None` when neither variable is set.
+/// The folder MNIST is downloaded into: `mnist` in [`cache_root`](crate::cache::cache_root),
+/// `~/.cache/convkit/mnist` by default; `None` when there is no home folder.
 pub fn mnist_cache_dir() -> Option<PathBuf> {
-    cache_dir_from(non_empty_env("XDG_CACHE_HOME"), non_empty_env("HOME"))
-}
-
-/// [`mnist_cache_dir`] from the values of `XDG_CACHE_HOME` and `HOME`. A relative
-/// `XDG_CACHE_HOME` is ignored, as the XDG base-directory specification asks.
-fn cache_dir_from(xdg_cache_home: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
-    let cache = xdg_cache_home
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| home.map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(cache.join("convkit").join("mnist"))
+    cache_dir("mnist")
 }
 
 /// The mirror to download MNIST from: `$CONVKIT_MNIST_MIRROR` when set, else
@@ -368,11 +358,6 @@ pub fn mnist_mirror() -> String {
     non_empty_env("CONVKIT_MNIST_MIRROR")
         .map(|m| m.to_string_lossy().into_owned())
         .unwrap_or_else(|| DEFAULT_MNIST_MIRROR.to_string())
-}
-
-/// The value of the environment variable `name`, treating an empty value as unset.
-fn non_empty_env(name: &str) -> Option<OsString> {
-    std::env::var_os(name).filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -664,24 +649,6 @@ mod tests {
                 .unwrap_err();
         assert!(matches!(err, Error::DataNotFound { .. }), "{err:?}");
         assert!(!cache.exists());
-    }
-
-    #[test]
-    fn cache_dir_prefers_an_absolute_xdg_cache_home() {
-        let some = |s: &str| Some(OsString::from(s));
-        assert_eq!(
-            cache_dir_from(some("/xdg"), some("/home/u")),
-            Some(PathBuf::from("/xdg/convkit/mnist"))
-        );
-        assert_eq!(
-            cache_dir_from(some("relative"), some("/home/u")),
-            Some(PathBuf::from("/home/u/.cache/convkit/mnist"))
-        );
-        assert_eq!(
-            cache_dir_from(None, some("/home/u")),
-            Some(PathBuf::from("/home/u/.cache/convkit/mnist"))
-        );
-        assert_eq!(cache_dir_from(None, None), None);
     }
 
     #[test]

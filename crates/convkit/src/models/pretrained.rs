@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Tensor};
 
 use super::backbone::{BackboneArch, BackboneSpec, KeyMap};
-use crate::data::mnist::mnist_cache_dir;
+use crate::cache::cache_dir;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::nn::LayerSpec;
@@ -20,10 +20,10 @@ use crate::weights::{copy_checked, read_pth, read_weights};
 /// The environment variable naming a folder of weights laid out as `shared/models` is.
 pub const MODELS_ENV: &str = "CONVKIT_MODELS";
 
-/// Where weights are cached for the user: `~/.cache/convkit/models` (or under
-/// `$XDG_CACHE_HOME`).
+/// Where weights are cached for the user: `models` in
+/// [`cache_root`](crate::cache::cache_root), `~/.cache/convkit/models` by default.
 pub fn models_cache_dir() -> Option<PathBuf> {
-    mnist_cache_dir().and_then(|mnist| mnist.parent().map(|root| root.join("models")))
+    cache_dir("models")
 }
 
 /// The weights file of `arch`: `explicit` when given (it must exist), else the first of

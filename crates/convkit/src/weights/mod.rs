@@ -8,6 +8,7 @@ use tch::{nn::VarStore, Tensor};
 use crate::atomic_file::write_atomic_with;
 use crate::error::{Error, Result};
 
+mod pickle;
 pub mod pth;
 pub use pth::read_pth;
 

@@ -12,11 +12,11 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use crate::atomic_file::write_atomic_with;
+use crate::cache::cache_dir;
 use crate::data::download::sha256_file;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::models::pretrained::models_cache_dir;
 use crate::weights::read_weights;
 
 /// A folder of cached feature files, `<key>.safetensors`.
@@ -44,11 +44,10 @@ impl FeatureCache {
         FeatureCache { dir }
     }
 
-    /// The user's cache: `~/.cache/convkit/features`.
+    /// The user's cache: `features` in [`cache_root`](crate::cache::cache_root),
+    /// `~/.cache/convkit/features` by default.
     pub fn user_default() -> Option<Self> {
-        models_cache_dir()
-            .and_then(|models| models.parent().map(|root| root.join("features")))
-            .map(FeatureCache::new)
+        cache_dir("features").map(FeatureCache::new)
     }
 
     /// The folder.
