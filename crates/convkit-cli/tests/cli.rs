@@ -270,6 +270,44 @@ fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
         on_validation["accuracy"],
         metrics["best_validation"]["accuracy"]
     );
+    // --init-from starts from the best checkpoint: with a vanishing learning rate, the first
+    // epoch's validation accuracy is the first run's best.
+    let continued = dir.path().join("continued");
+    let train_on = |image_size: &str| {
+        let mut command = convkit();
+        command
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--init-from")
+            .arg(&out);
+        command.args([
+            "--image-size",
+            image_size,
+            "--learning-rate",
+            "1e-12",
+            "--epochs",
+            "1",
+        ]);
+        command
+            .args(["--quiet", "--json", "--device", "cpu", "--out"])
+            .arg(&continued);
+        command
+    };
+    let stderr = run_err(&mut train_on("180"));
+    assert!(
+        stderr.contains("best.safetensors") && stderr.contains("96"),
+        "{stderr}"
+    );
+    let again = json(&run_ok(&mut train_on("96")));
+    assert_eq!(
+        again["best_validation"]["accuracy"],
+        metrics["best_validation"]["accuracy"]
+    );
+    let (before, after) = (
+        metrics["best_validation"]["loss"].as_f64().unwrap(),
+        again["best_validation"]["loss"].as_f64().unwrap(),
+    );
+    assert!((before - after).abs() < 1e-4, "{before} vs {after}");
     // predict names a class and a probability per image.
     let cat = std::fs::read_dir(data.join("test/cats"))
         .unwrap()

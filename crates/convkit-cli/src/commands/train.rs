@@ -9,7 +9,7 @@ use convkit::device::parse_device;
 use convkit::models::{BackboneArch, Head};
 use convkit::train::Optimizer;
 use convkit::workflows::transfer::TransferMode;
-use convkit::workflows::{run_train, TrainJob, TrainReport};
+use convkit::workflows::{run_train, RunDir, TrainJob, TrainReport};
 
 use super::augment_args::AugmentArgs;
 
@@ -35,6 +35,7 @@ use super::augment_args::AugmentArgs;
 ///   convkit train --data cats_vs_dogs --base vgg16 --augment --epochs 50       # 8.4, end to end
 ///   convkit train --data cats_vs_dogs --base mobilenet_v2 --augment --epochs 10
 ///   convkit train --data photos --rotation 0.05 --contrast 0.2 --early-stopping 10
+///   convkit train --data cats_vs_dogs --init-from runs/aug --augment --learning-rate 1e-4 --epochs 10
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct TrainArgs {
@@ -120,6 +121,14 @@ pub struct TrainArgs {
     /// Dropout rate before the classifier (the chapter uses 0.5 with augmentation).
     #[arg(long, value_name = "RATE")]
     dropout: Option<f64>,
+
+    /// Start from a trained model instead of fresh weights: a run folder (its best
+    /// checkpoint) or a .safetensors file. Its layers, weights and classes are kept, so
+    /// --model and --dropout do not apply; augmentation flags add augmentation only to a
+    /// model that has none. With a lower --learning-rate this continues a run past its
+    /// plateau (what reduce-on-plateau does within one run).
+    #[arg(long, value_name = "RUN_DIR|FILE", conflicts_with_all = ["base", "dropout"])]
+    init_from: Option<PathBuf>,
 
     /// RMSprop learning rate.
     #[arg(long, default_value_t = 1e-3, value_name = "LR")]
@@ -219,10 +228,22 @@ pub fn run(args: TrainArgs, device: &str) -> anyhow::Result<()> {
         features_cache: args.features_cache,
         unfreeze: args.unfreeze,
         unfreeze_last: args.unfreeze_last,
+        init_from: args.init_from.map(init_checkpoint).transpose()?,
         ..TrainJob::new(args.data, out)
     };
     let report = run_train(&job, device).context("training failed")?;
     print_report(&report, args.json)
+}
+
+/// The checkpoint that `--init-from` names: a run folder's best checkpoint, or a file.
+fn init_checkpoint(path: PathBuf) -> anyhow::Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path);
+    }
+    let run = RunDir::open(&path)?;
+    Ok(run
+        .checkpoint()
+        .expect("RunDir::open checked that it has one"))
 }
 
 /// Prints a training run's results (shared by `train` and `finetune`).

@@ -457,6 +457,17 @@ fn build_model(
                 ),
             ));
         }
+        let size = i64::from(job.image_size);
+        if model.spec().input_shape[1..] != [size, size] {
+            return Err(Error::invalid_data(
+                init,
+                format!(
+                    "the model takes images of shape {:?}, not {size}x{size}: set the image \
+                     size to the model's",
+                    model.spec().input_shape
+                ),
+            ));
+        }
         let mut model = with_augmentation(model, &job.augmentation, job.seed)?;
         unfreeze(&mut model)?;
         return Ok((model, None));
