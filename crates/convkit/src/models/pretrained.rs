@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Tensor};
 
 use super::backbone::{BackboneArch, BackboneSpec, KeyMap};
-use crate::cache::cache_dir;
+use crate::cache::{cache_dir, non_empty_env};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::nn::LayerSpec;
@@ -35,9 +35,7 @@ pub fn locate_weights(arch: BackboneArch, explicit: Option<&Path>) -> Result<Pat
 
 /// The folder `$CONVKIT_MODELS` names, if set and not empty.
 fn models_dir_from_env() -> Option<PathBuf> {
-    std::env::var_os(MODELS_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
+    non_empty_env(MODELS_ENV).map(PathBuf::from)
 }
 
 /// Where a models-folder file is looked for, in order: `<models_dir>/<file>`, then the
