@@ -8,7 +8,13 @@
 //! into that library directly, so the linker's `--as-needed` would drop it, and CUDA devices
 //! would then be invisible at run time.
 
+#[allow(dead_code)] // the library's build script calls `link_rpath` and has its own `main`
 fn main() {
+    link_rpath();
+}
+
+/// Records libtorch's `lib/` folder in the rpath and keeps `libtorch_cuda` linked.
+pub fn link_rpath() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib_dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;

@@ -24,6 +24,14 @@ struct Cli {
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
 
+    /// Numeric precision: fp32; bf16 (mixed precision, as torch.autocast: fp32 weights and
+    /// optimizer, bf16 convolutions and matrix products, fp32 loss and metrics); or auto
+    /// (bf16 where the hardware has bf16 matrix units: CPUs with AMX or AVX512-BF16, CUDA
+    /// GPUs of compute capability 8.0+; fp32 elsewhere). Default: fp32 for mnist and train,
+    /// the run's own precision for finetune, evaluate and predict.
+    #[arg(long, global = true, value_name = "fp32|bf16|auto")]
+    precision: Option<convkit::runtime::Precision>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -42,13 +50,16 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     convkit::device::set_threads(cli.threads);
+    // Reuse freed buffers rather than page-faulting on fresh ones at every step.
+    convkit::runtime::keep_freed_memory();
+    let precision = cli.precision;
     let result = match cli.command {
         Command::Summary(args) => commands::summary::run(args),
-        Command::Mnist(args) => commands::mnist::run(args, &cli.device),
-        Command::Train(args) => commands::train::run(args, &cli.device),
-        Command::Finetune(args) => commands::finetune::run(args, &cli.device),
-        Command::Evaluate(args) => commands::evaluate::run(args, &cli.device),
-        Command::Predict(args) => commands::predict::run(args, &cli.device),
+        Command::Mnist(args) => commands::mnist::run(args, &cli.device, precision),
+        Command::Train(args) => commands::train::run(args, &cli.device, precision),
+        Command::Finetune(args) => commands::finetune::run(args, &cli.device, precision),
+        Command::Evaluate(args) => commands::evaluate::run(args, &cli.device, precision),
+        Command::Predict(args) => commands::predict::run(args, &cli.device, precision),
         Command::AugmentPreview(args) => commands::augment_preview::run(args),
     };
     match result {

@@ -16,7 +16,14 @@ fn summary_shows_the_chapter_model() {
 #[test]
 fn help_teaches_the_commands() {
     let text = String::from_utf8(run_ok(convkit().arg("--help")).stdout).unwrap();
-    for command in ["mnist", "summary", "evaluate", "--device", "--threads"] {
+    for command in [
+        "mnist",
+        "summary",
+        "evaluate",
+        "--device",
+        "--threads",
+        "--precision",
+    ] {
         assert!(text.contains(command), "--help lacks {command}:\n{text}");
     }
     let text = String::from_utf8(run_ok(convkit().args(["mnist", "--help"])).stdout).unwrap();
@@ -99,6 +106,59 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
         "{prediction}"
     );
     assert_eq!(prediction["probabilities"].as_array().unwrap().len(), 10);
+}
+
+/// bf16 mixed precision learns as fp32 does, records itself, and `evaluate` reuses it.
+#[test]
+fn mnist_learns_in_bf16_and_evaluate_keeps_the_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let metrics = json(&run_ok(
+        convkit()
+            .env("CONVKIT_DATA", data_root())
+            .args(["mnist", "--epochs", "1", "--limit", "6000", "--seed", "1"])
+            .args([
+                "--precision",
+                "bf16",
+                "--quiet",
+                "--json",
+                "--device",
+                "cpu",
+                "--out",
+            ])
+            .arg(&out),
+    ));
+    let accuracy = metrics["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.90, "bf16, 1 epoch on 6,000 images: {accuracy}");
+    assert_eq!(metrics["precision"], "bf16");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["precision"], "bf16");
+    assert_eq!(run["settings"]["precision"], "bf16");
+    // the run's own precision by default: the same score again
+    let evaluated = json(&run_ok(
+        convkit()
+            .args(["evaluate", "--json", "--device", "cpu"])
+            .arg(&out),
+    ));
+    assert_eq!(evaluated["accuracy"], metrics["test_accuracy"]);
+    // fp32 on request: within a few images of it
+    let in_fp32 = json(&run_ok(
+        convkit()
+            .args([
+                "evaluate",
+                "--json",
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+            ])
+            .arg(&out),
+    ));
+    let gap = (in_fp32["accuracy"].as_f64().unwrap() - accuracy).abs();
+    assert!(gap < 0.005, "fp32 {in_fp32} against bf16 {accuracy}");
+    let err = run_err(convkit().args(["mnist", "--precision", "fp8"]));
+    assert!(err.contains("fp32") && err.contains("bf16"), "{err}");
 }
 
 /// Same seed, same numbers; another seed, other numbers.

@@ -2,8 +2,15 @@
 //! measures PyTorch's: 2 warm-up steps, then steps for at least `--seconds`, one JSON line.
 //!
 //! ```text
-//! cargo run --release -p convkit --example bench -- a [--seconds 10]
+//! cargo run --release -p convkit --example bench -- a [--seconds 10] [--precision fp32|bf16]
+//!     [--memory-format channels_last|contiguous] [--system-allocator]
 //! ```
+//! Every workload runs in the `--precision` given (default fp32; bf16 is autocast, as the
+//! reference's `--bf16`) and with the model's default memory format (channels_last) unless
+//! `--memory-format` says otherwise. Inference runs in libtorch's inference mode, as the
+//! reference's `torch.inference_mode()`. `--system-allocator` skips
+//! `runtime::keep_freed_memory()`, which the `convkit` command calls at start.
+//!
 //! Workloads:
 //! - `a`: a training step of the MNIST convnet (forward, loss, backward, RMSprop), batch 64,
 //!   synthetic input, through the same code as `Model::fit`.
@@ -14,14 +21,20 @@
 //!   batch 16, 180x180 (`--size`), random weights, without gradients.
 //! - `d --data DIR [--threads N]`: decode + resize to 180x180 of the JPEGs under DIR, on N
 //!   threads (default: all cores; the reference uses one process).
+//! - `e`: a training step of EfficientNet-Lite0 frozen + the chapter's augmentation (flip,
+//!   rotation 0.1, zoom 0.2) + pooled head, 224x224, batch 32 (`bench/backbones_reference.py
+//!   e` in PyTorch).
 
 use std::time::Instant;
 
+use convkit::augment::chapter_augmentation;
 use convkit::data::image_folder::{load_image, ImageOptions};
 use convkit::models::{
-    mnist_convnet, small_convnet, BackboneArch, BackboneSpec, SmallConvnetOptions,
+    mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec, Head,
+    SmallConvnetOptions, TransferOptions,
 };
 use convkit::nn::{LayerSpec, Sequential};
+use convkit::runtime::{InferenceMode, MemoryFormat, Precision};
 use convkit::train::Optimizer;
 use convkit::Model;
 use rayon::prelude::*;
@@ -52,10 +65,25 @@ fn main() -> convkit::Result<()> {
     let threads = convkit::device::set_threads(
         flag("--threads").map(|n| n.parse().expect("--threads takes a number")),
     );
+    if !args.iter().any(|a| a == "--system-allocator") {
+        convkit::runtime::keep_freed_memory();
+    }
+    let precision: Precision = flag("--precision").map_or(Ok(Precision::Fp32), |p| p.parse())?;
+    let memory_format = match flag("--memory-format").as_deref() {
+        None | Some("channels_last") => MemoryFormat::ChannelsLast,
+        Some("contiguous") => MemoryFormat::Contiguous,
+        Some(other) => panic!("--memory-format takes channels_last or contiguous, not {other}"),
+    };
+    let build = |spec: &Sequential| -> convkit::Result<Model> {
+        let mut model = Model::new(spec, Device::Cpu, 1)?;
+        model.set_precision(precision);
+        model.set_memory_format(memory_format)?;
+        Ok(model)
+    };
     tch::manual_seed(1);
     let images_per_s = match workload.as_str() {
         "a" => {
-            let model = Model::new(&mnist_convnet(), Device::Cpu, 1)?;
+            let model = build(&mnist_convnet())?;
             let loss = model.loss()?;
             let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
             let x = Tensor::rand([64, 1, 28, 28], (Kind::Float, Device::Cpu)) * 255.0;
@@ -68,17 +96,13 @@ fn main() -> convkit::Result<()> {
             )
         }
         "a_inf" => {
-            let model = Model::new(&mnist_convnet(), Device::Cpu, 1)?;
+            let model = build(&mnist_convnet())?;
             let x = Tensor::rand([64, 1, 28, 28], (Kind::Float, Device::Cpu)) * 255.0;
-            let _guard = tch::no_grad_guard();
+            let _guard = InferenceMode::new();
             rate(|| drop(model.forward(&x, false)), 64, seconds, 2)
         }
         "b" => {
-            let model = Model::new(
-                &small_convnet(&SmallConvnetOptions::default()),
-                Device::Cpu,
-                1,
-            )?;
+            let model = build(&small_convnet(&SmallConvnetOptions::default()))?;
             let loss = model.loss()?;
             let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
             let x = Tensor::rand([32, 3, 180, 180], (Kind::Float, Device::Cpu)) * 255.0;
@@ -96,9 +120,9 @@ fn main() -> convkit::Result<()> {
                 flag("--size").map_or(180, |s| s.parse().expect("--size takes a number"));
             let spec = Sequential::new("bench", [3, size, size])
                 .add(LayerSpec::Backbone(BackboneSpec::frozen_base(arch)));
-            let model = Model::new(&spec, Device::Cpu, 1)?;
+            let model = build(&spec)?;
             let x = Tensor::rand([16, 3, size, size], (Kind::Float, Device::Cpu)) * 255.0;
-            let _guard = tch::no_grad_guard();
+            let _guard = InferenceMode::new();
             rate(|| drop(model.forward(&x, false)), 16, seconds, 1)
         }
         "d" => {
@@ -133,8 +157,27 @@ fn main() -> convkit::Result<()> {
             });
             decoded as f64 / start.elapsed().as_secs_f64()
         }
+        "e" => {
+            let spec = transfer_model(&TransferOptions {
+                image_size: 224,
+                head: Head::Pooled,
+                augmentation: chapter_augmentation(),
+                ..TransferOptions::new(BackboneArch::EfficientnetLite0)
+            });
+            let model = build(&spec)?;
+            let loss = model.loss()?;
+            let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
+            let x = Tensor::randint(256, [32, 3, 224, 224], (Kind::Uint8, Device::Cpu));
+            let y = Tensor::randint(2, [32], (Kind::Int64, Device::Cpu));
+            rate(
+                || optimizer.backward_step(&loss.mean(&model.forward(&x, true), &y)),
+                32,
+                seconds,
+                2,
+            )
+        }
         other => {
-            eprintln!("unknown workload `{other}`: a, a_inf, b, c or d");
+            eprintln!("unknown workload `{other}`: a, a_inf, b, c, d or e");
             std::process::exit(2);
         }
     };
@@ -143,8 +186,9 @@ fn main() -> convkit::Result<()> {
         _ => workload,
     };
     println!(
-        "{{\"engine\": \"convkit {} (tch 0.26, libtorch 2.13)\", \"threads\": {threads}, \"workload\": \"{workload}\", \"images_per_s\": {images_per_s:.1}}}",
-        env!("CARGO_PKG_VERSION")
+        "{{\"engine\": \"convkit {} (tch 0.26, libtorch 2.13)\", \"threads\": {threads}, \"workload\": \"{workload}\", \"precision\": \"{precision}\", \"memory_format\": \"{}\", \"images_per_s\": {images_per_s:.1}}}",
+        env!("CARGO_PKG_VERSION"),
+        memory_format.name()
     );
     Ok(())
 }

@@ -33,6 +33,7 @@ pub mod model;
 pub mod models;
 pub mod nn;
 pub mod report;
+pub mod runtime;
 pub mod train;
 pub mod weights;
 pub mod workflows;

@@ -9,6 +9,7 @@ use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::models::BackboneSpec;
 use crate::nn::{Activation, Layer, LayerSpec, Sequential};
+use crate::runtime::{contiguous_in, Autocast, MemoryFormat, Precision};
 use crate::train::Loss;
 use crate::weights::{load_weights, save_weights};
 
@@ -32,12 +33,19 @@ const MODEL_FORMAT: &str = "convkit.sequential";
 /// The layers compute *logits*: a final softmax or sigmoid in the description is left out
 /// of [`Model::forward`] (the loss works on logits, which is exact and stable) and applied
 /// by [`Model::predict`].
+///
+/// How it computes is the model's own setting, used by training and inference alike: its
+/// [`Precision`] (fp32 by default, or bf16 mixed precision) and the [`MemoryFormat`] of its
+/// kernels and feature maps (channels_last by default). Neither changes the parameters'
+/// values or the checkpoint format.
 #[derive(Debug)]
 pub struct Model {
     spec: Sequential,
     vs: VarStore,
     layers: Vec<Box<dyn Layer>>,
     classes: Vec<String>,
+    precision: Precision,
+    memory_format: MemoryFormat,
 }
 
 impl Model {
@@ -62,14 +70,50 @@ impl Model {
         let outputs = *spec.output_shape()?.last().unwrap_or(&1);
         let n_classes = if outputs == 1 { 2 } else { outputs };
         let classes = (0..n_classes).map(|i| i.to_string()).collect();
-        let model = Model {
+        let mut model = Model {
             spec: spec.clone(),
             vs,
             layers,
             classes,
+            precision: Precision::Fp32,
+            memory_format: MemoryFormat::Contiguous,
         };
         model.apply_trainability();
+        model.set_memory_format(MemoryFormat::default_for(device))?;
         Ok(model)
+    }
+
+    /// The precision the model computes in: [`Precision::Fp32`] or [`Precision::Bf16`]
+    /// (never `Auto`, which [`Model::set_precision`] resolves).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Makes the model compute in `precision` from now on, in training and inference;
+    /// `Auto` becomes bf16 where the device runs it natively, else fp32. Returns the
+    /// precision in force. Parameters and optimizer state stay fp32 either way.
+    pub fn set_precision(&mut self, precision: Precision) -> Precision {
+        self.precision = precision.resolve(self.device());
+        self.precision
+    }
+
+    /// The memory format of the kernels and feature maps.
+    pub fn memory_format(&self) -> MemoryFormat {
+        self.memory_format
+    }
+
+    /// Lays the 4-D parameters (convolution kernels) and every image batch out in `format`
+    /// from now on. The values do not change, and checkpoints are written in the standard
+    /// layout whatever the format.
+    pub fn set_memory_format(&mut self, format: MemoryFormat) -> Result<()> {
+        for (_, mut var) in self.vs.variables() {
+            if var.dim() == 4 {
+                let laid_out = contiguous_in(&var, format)?;
+                var.set_data(&laid_out);
+            }
+        }
+        self.memory_format = format;
+        Ok(())
     }
 
     /// Turns gradients off for the frozen layers of every backbone, on for the others, as
@@ -181,17 +225,30 @@ impl Model {
         Ok(())
     }
 
-    /// Logits for a batch `(B, C, H, W)` of images as stored (bytes or floats).
+    /// Logits for a batch `(B, C, H, W)` of images as stored (bytes or floats), computed
+    /// in the model's precision and memory format; the logits are fp32.
     pub fn forward(&self, images: &Tensor, train: bool) -> Tensor {
-        self.layers
+        self.run_layers(&self.layers, images, train)
+    }
+
+    /// `layers` on `images`, in the model's precision and memory format, with an fp32
+    /// result.
+    fn run_layers(&self, layers: &[Box<dyn Layer>], images: &Tensor, train: bool) -> Tensor {
+        // Only the CPU and CUDA have autocast; elsewhere everything is fp32 anyway.
+        let _autocast = Autocast::new(self.device(), self.precision).ok();
+        let xs =
+            contiguous_in(images, self.memory_format).unwrap_or_else(|_| images.shallow_clone());
+        let ys = layers
             .iter()
-            .fold(images.shallow_clone(), |xs, layer| {
-                layer.forward(&xs, train)
-            })
+            .fold(xs, |xs, layer| layer.forward(&xs, train));
+        match ys.kind() {
+            tch::Kind::BFloat16 | tch::Kind::Half => ys.to_kind(tch::Kind::Float),
+            _ => ys,
+        }
     }
 
     /// The output of the layer named `last` for a batch of images: the layers up to and
-    /// including it, in inference mode (for example a backbone's features).
+    /// including it, at inference (for example a backbone's features), as fp32.
     pub fn forward_through(&self, images: &Tensor, last: &str) -> Result<Tensor> {
         let count = self
             .spec
@@ -200,11 +257,7 @@ impl Model {
             .position(|l| l.name == last)
             .ok_or_else(|| Error::InvalidConfig(format!("the model has no layer `{last}`")))?
             + 1;
-        Ok(self.layers[..count]
-            .iter()
-            .fold(images.shallow_clone(), |xs, layer| {
-                layer.forward(&xs, false)
-            }))
+        Ok(self.run_layers(&self.layers[..count], images, false))
     }
 
     /// Copies the parameters the two models share by name from `other`: all of a head's
@@ -241,22 +294,24 @@ impl Model {
         Ok(())
     }
 
-    /// Class probabilities for `images`, computed in batches of `batch_size` without
-    /// gradients: `(N, classes)` after a softmax, `(N, 1)` after a sigmoid.
+    /// Class probabilities for `images`, computed in batches of `batch_size` in inference
+    /// mode: `(N, classes)` after a softmax, `(N, 1)` after a sigmoid.
     pub fn predict(&self, images: &Tensor, batch_size: usize) -> Tensor {
         let activation = self.spec.output_activation();
-        let _guard = tch::no_grad_guard();
         let n = images.size()[0];
         let step = batch_size.max(1) as i64;
-        let parts: Vec<Tensor> = (0..n)
-            .step_by(step as usize)
-            .map(|start| {
-                let batch = images
-                    .narrow(0, start, step.min(n - start))
-                    .to_device(self.device());
-                activation.apply(&self.forward(&batch, false))
-            })
-            .collect();
+        let parts: Vec<Tensor> = crate::runtime::inference_mode(|| {
+            (0..n)
+                .step_by(step as usize)
+                .map(|start| {
+                    let batch = images
+                        .narrow(0, start, step.min(n - start))
+                        .to_device(self.device());
+                    activation.apply(&self.forward(&batch, false))
+                })
+                .collect()
+        });
+        // Joined outside inference mode: a normal tensor, usable in anything, training too.
         Tensor::cat(&parts, 0)
     }
 
@@ -357,6 +412,67 @@ mod tests {
             1e-6,
             false
         ));
+    }
+
+    #[test]
+    fn channels_last_computes_the_same_and_saves_the_same_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut nchw = Model::new(&mnist_convnet(), Device::Cpu, 5).unwrap();
+        nchw.set_memory_format(MemoryFormat::Contiguous).unwrap();
+        let nhwc = Model::new(&mnist_convnet(), Device::Cpu, 5).unwrap();
+        assert_eq!(nhwc.memory_format(), MemoryFormat::ChannelsLast);
+        let kernel = &nhwc.var_store().variables()["conv2d_1.weight"];
+        assert!(crate::runtime::is_contiguous_in(
+            kernel,
+            MemoryFormat::ChannelsLast
+        ));
+        let images = Tensor::randint(256, [6, 1, 28, 28], (Kind::Uint8, Device::Cpu));
+        let (a, b) = (nchw.forward(&images, false), nhwc.forward(&images, false));
+        let diff = (&a - &b).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "channels_last logits differ by {diff}");
+        let (pa, pb) = (
+            dir.path().join("a.safetensors"),
+            dir.path().join("b.safetensors"),
+        );
+        nchw.save(&pa).unwrap();
+        nhwc.save(&pb).unwrap();
+        assert_eq!(std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        // and a channels_last model loads the standard file
+        let loaded = Model::load(&pa, Device::Cpu).unwrap();
+        assert_eq!(loaded.memory_format(), MemoryFormat::ChannelsLast);
+        assert!(loaded
+            .forward(&images, false)
+            .allclose(&b, 1e-5, 1e-5, false));
+    }
+
+    #[test]
+    fn inference_mode_outputs_equal_no_grad_outputs() {
+        let model = Model::new(&mnist_convnet(), Device::Cpu, 4).unwrap();
+        let images = Tensor::randint(256, [7, 1, 28, 28], (Kind::Uint8, Device::Cpu));
+        let expected = tch::no_grad(|| Activation::Softmax.apply(&model.forward(&images, false)));
+        let got = model.predict(&images, 3);
+        assert!(got.equal(&expected));
+        // predict hands back a normal tensor, fit for anything
+        assert!(!crate::runtime::InferenceMode::is_inference_tensor(&got));
+    }
+
+    #[test]
+    fn bf16_logits_are_fp32_and_close_to_fp32_logits() {
+        let mut model = Model::new(&mnist_convnet(), Device::Cpu, 4).unwrap();
+        let images = Tensor::randint(256, [8, 1, 28, 28], (Kind::Uint8, Device::Cpu));
+        let fp32 = model.forward(&images, false);
+        assert_eq!(model.set_precision(Precision::Bf16), Precision::Bf16);
+        let bf16 = model.forward(&images, false);
+        assert_eq!(bf16.kind(), Kind::Float);
+        let scale = fp32.abs().max().double_value(&[]);
+        let diff = (&bf16 - &fp32).abs().max().double_value(&[]);
+        assert!(diff > 0.0 && diff < 0.02 * scale, "{diff} of {scale}");
+        // parameters stay fp32
+        assert!(model
+            .var_store()
+            .variables()
+            .values()
+            .all(|t| t.kind() == Kind::Float));
     }
 
     #[test]

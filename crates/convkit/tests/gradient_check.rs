@@ -2,6 +2,7 @@
 //! finite differences in double precision.
 
 use convkit::nn::{Activation, Sequential};
+use convkit::runtime::MemoryFormat;
 use convkit::Model;
 use tch::{Device, Kind, Tensor};
 
@@ -10,14 +11,23 @@ fn loss_of(model: &Model, images: &Tensor, labels: &Tensor) -> Tensor {
     model.loss().unwrap().mean(&logits, labels)
 }
 
+/// Checks the gradients of `spec` with its kernels and feature maps in both memory formats.
 fn check(spec: &Sequential, labels: Tensor) {
+    for format in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
+        check_in(spec, &labels, format);
+    }
+}
+
+fn check_in(spec: &Sequential, labels: &Tensor, format: MemoryFormat) {
     let mut model = Model::new(spec, Device::Cpu, 11).unwrap();
+    model.set_memory_format(format).unwrap();
     model.var_store_mut().double();
     let mut shape = vec![3];
     shape.extend(&spec.input_shape);
     tch::manual_seed(5);
     let images = Tensor::rand(shape.as_slice(), (Kind::Double, Device::Cpu));
 
+    let labels = labels.shallow_clone();
     let loss = loss_of(&model, &images, &labels);
     let params = model.var_store().variables();
     let grads: Vec<(String, Tensor)> = {
@@ -31,27 +41,30 @@ fn check(spec: &Sequential, labels: Tensor) {
     let mut checked = 0;
     for (name, grad) in &grads {
         let param = &params[name];
-        let flat = param.view([-1]);
-        let n = flat.size()[0];
+        // Entries are addressed in the logical (NCHW) order whatever the strides are.
+        let n = param.numel() as i64;
+        let set = |index: i64, value: f64| {
+            tch::no_grad(|| {
+                let flat = param.contiguous().view([-1]);
+                let _ = flat.get(index).fill_(value);
+                param.shallow_clone().copy_(&flat.view_as(param));
+            });
+        };
         // A handful of entries per tensor, spread over it.
         for k in 0..5 {
             let index = (k * 7919 + 13) % n;
-            let original = flat.double_value(&[index]);
+            let original = param.contiguous().view([-1]).double_value(&[index]);
             let perturbed = |value: f64| {
-                tch::no_grad(|| {
-                    let _ = flat.get(index).fill_(value);
-                });
+                set(index, value);
                 tch::no_grad(|| loss_of(&model, &images, &labels).double_value(&[]))
             };
             let numeric = (perturbed(original + h) - perturbed(original - h)) / (2.0 * h);
-            tch::no_grad(|| {
-                let _ = flat.get(index).fill_(original);
-            });
-            let analytic = grad.view([-1]).double_value(&[index]);
+            set(index, original);
+            let analytic = grad.contiguous().view([-1]).double_value(&[index]);
             let scale = analytic.abs().max(numeric.abs()).max(1e-4);
             assert!(
                 (analytic - numeric).abs() / scale < 1e-4,
-                "{name}[{index}]: autograd {analytic:e}, finite differences {numeric:e}"
+                "{name}[{index}] ({format:?}): autograd {analytic:e}, finite differences {numeric:e}"
             );
             checked += 1;
         }

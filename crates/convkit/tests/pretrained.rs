@@ -14,6 +14,7 @@ use convkit::models::mobilenet_v2::MobileNetV2;
 use convkit::models::pretrained::{load_backbone_weights, read_checkpoint};
 use convkit::models::vgg16::Vgg16;
 use convkit::models::{BackboneArch, BackboneSpec};
+use convkit::runtime::Precision;
 use convkit::workflows::imagenet_predict::{classify_imagenet, imagenet_classifier};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -196,17 +197,20 @@ fn photos_get_the_reference_top_class() {
             [("Egyptian cat", 0.235), ("Labrador retriever", 0.697)],
         ),
     ];
-    for (arch, expected) in cases {
-        let weights = models.join(arch.weights_file());
-        let model = imagenet_classifier(arch, Some(&weights), Device::Cpu).unwrap();
-        let predictions = classify_imagenet(&model, &classes, &photos, 5).unwrap();
-        for (prediction, (label, probability)) in predictions.iter().zip(expected) {
-            let top = &prediction.top[0];
-            assert_eq!(top.label, label, "{arch:?} {:?}", prediction);
-            assert!(
-                (top.probability - probability).abs() < 0.12,
-                "{arch:?} {prediction:?}"
-            );
+    // bf16 (autocast) must name the same classes with nearly the same confidence.
+    for precision in [Precision::Fp32, Precision::Bf16] {
+        for (arch, expected) in cases {
+            let weights = models.join(arch.weights_file());
+            let model = imagenet_classifier(arch, Some(&weights), Device::Cpu, precision).unwrap();
+            let predictions = classify_imagenet(&model, &classes, &photos, 5).unwrap();
+            for (prediction, (label, probability)) in predictions.iter().zip(expected) {
+                let top = &prediction.top[0];
+                assert_eq!(top.label, label, "{arch:?} {precision}: {prediction:?}");
+                assert!(
+                    (top.probability - probability).abs() < 0.12,
+                    "{arch:?} {precision}: {prediction:?}"
+                );
+            }
         }
     }
 }

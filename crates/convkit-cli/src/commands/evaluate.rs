@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use convkit::device::parse_device;
+use convkit::runtime::Precision;
 use convkit::workflows::evaluate_run;
 
 /// Reload a saved run and evaluate it on test data: accuracy, loss and count.
@@ -33,9 +34,9 @@ pub struct EvaluateArgs {
     json: bool,
 }
 
-pub fn run(args: EvaluateArgs, device: &str) -> anyhow::Result<()> {
+pub fn run(args: EvaluateArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
-    let eval = evaluate_run(&args.run_dir, args.data.as_deref(), device)?;
+    let eval = evaluate_run(&args.run_dir, args.data.as_deref(), device, precision)?;
     if args.json {
         println!("{}", serde_json::to_string(&eval)?);
     } else {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use convkit::device::parse_device;
+use convkit::runtime::Precision;
 use convkit::workflows::{finetune_job, run_train, FinetuneOptions};
 
 use super::augment_args::AugmentArgs;
@@ -61,7 +62,7 @@ pub struct FinetuneArgs {
     quiet: bool,
 }
 
-pub fn run(args: FinetuneArgs, device: &str) -> anyhow::Result<()> {
+pub fn run(args: FinetuneArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     let out = args.out.unwrap_or_else(|| {
         let mut name = args.run_dir.file_name().unwrap_or_default().to_os_string();
@@ -77,7 +78,10 @@ pub fn run(args: FinetuneArgs, device: &str) -> anyhow::Result<()> {
         progress: !args.quiet,
         ..FinetuneOptions::new(args.unfreeze, out)
     };
-    let job = finetune_job(&args.run_dir, &options)?;
+    let mut job = finetune_job(&args.run_dir, &options)?;
+    if let Some(precision) = precision {
+        job.precision = precision;
+    }
     let report = run_train(&job, device).context("fine-tuning failed")?;
     print_report(&report, args.json)
 }

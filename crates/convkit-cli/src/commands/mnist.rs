@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use convkit::device::parse_device;
+use convkit::runtime::Precision;
 use convkit::train::Optimizer;
 use convkit::workflows::{run_mnist, MnistJob};
 
@@ -69,7 +70,7 @@ pub struct MnistArgs {
     quiet: bool,
 }
 
-pub fn run(args: MnistArgs, device: &str) -> anyhow::Result<()> {
+pub fn run(args: MnistArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -86,6 +87,7 @@ pub fn run(args: MnistArgs, device: &str) -> anyhow::Result<()> {
         train_limit: args.limit,
         optimizer: Optimizer::rmsprop().with_learning_rate(args.learning_rate),
         progress: !args.quiet,
+        precision: precision.unwrap_or_default(),
         ..MnistJob::new(out)
     };
     let report = run_mnist(&job, device).context("MNIST run failed")?;
@@ -98,12 +100,13 @@ pub fn run(args: MnistArgs, device: &str) -> anyhow::Result<()> {
         report.test_accuracy, report.test_loss, report.test_count
     );
     println!(
-        "Trained {} epochs on {} images in {:.1} s ({:.0} images/s) on {} with {} threads{}",
+        "Trained {} epochs on {} images in {:.1} s ({:.0} images/s) on {} in {} with {} threads{}",
         report.epochs,
         report.train_count,
         report.train_seconds,
         report.images_per_second,
         report.device,
+        report.precision,
         report.threads,
         report
             .peak_memory_mib

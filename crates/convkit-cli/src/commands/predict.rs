@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::models::BackboneArch;
+use convkit::runtime::Precision;
 use convkit::workflows::{predict_imagenet, predict_images};
 
 /// Classify images: with a trained run, or with an ImageNet network.
@@ -56,7 +57,7 @@ pub struct PredictArgs {
     json: bool,
 }
 
-pub fn run(args: PredictArgs, device: &str) -> anyhow::Result<()> {
+pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     if let Some(name) = &args.backbone {
         let arch = BackboneArch::from_name(name)?;
@@ -67,6 +68,7 @@ pub fn run(args: PredictArgs, device: &str) -> anyhow::Result<()> {
             &args.inputs,
             args.top,
             device,
+            precision.unwrap_or_default(),
         )?;
         for prediction in predictions {
             if args.json {
@@ -88,7 +90,7 @@ pub fn run(args: PredictArgs, device: &str) -> anyhow::Result<()> {
         !images.is_empty(),
         "give images to classify after the run folder"
     );
-    for prediction in predict_images(run_dir, images, device)? {
+    for prediction in predict_images(run_dir, images, device, precision)? {
         if args.json {
             println!("{}", serde_json::to_string(&prediction)?);
         } else {

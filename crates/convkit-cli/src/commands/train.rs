@@ -7,6 +7,7 @@ use clap::Args;
 use clap::ValueEnum;
 use convkit::device::parse_device;
 use convkit::models::{BackboneArch, Head};
+use convkit::runtime::Precision;
 use convkit::train::Optimizer;
 use convkit::workflows::transfer::TransferMode;
 use convkit::workflows::{run_train, RunDir, TrainJob, TrainReport};
@@ -182,7 +183,7 @@ enum HeadArg {
     Pooled,
 }
 
-pub fn run(args: TrainArgs, device: &str) -> anyhow::Result<()> {
+pub fn run(args: TrainArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     let base = args
         .base
@@ -229,6 +230,7 @@ pub fn run(args: TrainArgs, device: &str) -> anyhow::Result<()> {
         unfreeze: args.unfreeze,
         unfreeze_last: args.unfreeze_last,
         init_from: args.init_from.map(init_checkpoint).transpose()?,
+        precision: precision.unwrap_or_default(),
         ..TrainJob::new(args.data, out)
     };
     let report = run_train(&job, device).context("training failed")?;
@@ -264,13 +266,14 @@ pub fn print_report(report: &TrainReport, json: bool) -> anyhow::Result<()> {
         );
     }
     println!(
-        "Loaded {} images in {:.1} s ({:.0} images/s); trained {:.1} s per epoch ({:.0} images/s) on {} with {} threads{}",
+        "Loaded {} images in {:.1} s ({:.0} images/s); trained {:.1} s per epoch ({:.0} images/s) on {} in {} with {} threads{}",
         report.train_count + report.validation_count,
         report.load_seconds,
         report.load_images_per_second,
         report.seconds_per_epoch,
         report.images_per_second,
         report.device,
+        report.precision,
         report.threads,
         report.peak_memory_mib.map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default()
     );

@@ -12,6 +12,7 @@ use tch::{Kind, Tensor};
 use super::fill_mode::FillMode;
 use super::float_images;
 use crate::error::{Error, Result};
+use crate::runtime::{Autocast, Precision};
 
 /// How a warped image is sampled between pixels, as Keras' `interpolation`.
 ///
@@ -73,6 +74,8 @@ impl Warp {
     /// `(B, 2, 3)`, which maps output pixel `(x, y, 1)` to the input point it samples.
     /// Returns floats (`f32` for bytes) of the input's shape.
     pub fn apply(&self, xs: &Tensor, matrices: &Tensor) -> Tensor {
+        // Sampling positions need fp32: in bf16 they would be off by up to a pixel.
+        let _fp32 = Autocast::new(xs.device(), Precision::Fp32).ok();
         let xs = float_images(xs);
         let (b, _, h, w) = xs
             .size4()

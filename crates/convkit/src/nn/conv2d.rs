@@ -132,7 +132,7 @@ impl Layer for Conv2d {
             [1, 1],
             1,
         );
-        self.activation.apply(&ys)
+        self.activation.apply_owned(ys)
     }
 }
 

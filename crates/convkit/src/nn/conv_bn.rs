@@ -106,28 +106,33 @@ impl ConvBn {
         })
     }
 
-    /// Convolution, batch norm, then ReLU6 when the spec says so.
+    /// Convolution, batch norm, then ReLU6 when the spec says so. The batch norm is folded
+    /// into the convolution ([`BatchNorm2d::fold_into`]): one convolution with a bias.
     pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let (kernel, bias) = self.bn.fold_into(&self.weight);
+        let ys = self.convolve(xs, &kernel, Some(&bias));
+        if self.spec.relu6 {
+            super::activation::clamp_relu6(ys)
+        } else {
+            ys
+        }
+    }
+
+    fn convolve(&self, xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Tensor {
         let s = &self.spec;
         let groups = if s.depthwise { s.in_channels } else { 1 };
         let (xs, pad) = match s.padding {
             BorderPadding::Symmetric => (xs.shallow_clone(), (s.kernel_size - 1) / 2),
             BorderPadding::TfSame => (tf_same_pad(xs, s.kernel_size, s.stride), 0),
         };
-        let ys = xs.conv2d(
-            &self.weight,
-            None::<&Tensor>,
+        xs.conv2d(
+            kernel,
+            bias,
             [s.stride, s.stride],
             [pad, pad],
             [1, 1],
             groups,
-        );
-        let ys = self.bn.forward(&ys);
-        if s.relu6 {
-            ys.clamp(0.0, 6.0)
-        } else {
-            ys
-        }
+        )
     }
 }
 
@@ -183,6 +188,45 @@ mod tests {
                 .double_value(&[]),
             0.0
         );
+    }
+
+    #[test]
+    fn folded_batch_norm_equals_the_unfolded_pair() {
+        let vs = VarStore::new(Device::Cpu);
+        for depthwise in [false, true] {
+            let mut spec = ConvBnSpec::new(8, 8, 3, 2).tensorflow();
+            if depthwise {
+                spec = spec.depthwise();
+            }
+            let name = format!("dw{depthwise}");
+            let layer = ConvBn::new(
+                &vs.root().sub(&name),
+                &vs.root().sub(format!("{name}_bn")),
+                spec,
+            )
+            .unwrap();
+            // statistics and affine terms far from the identity, as a trained net has
+            tch::no_grad(|| {
+                for (key, t) in vs.variables() {
+                    let lo = match key.rsplit('.').next() {
+                        Some("weight") if key.contains("_bn") => 0.5,
+                        Some("running_var") => 0.1,
+                        _ if key.contains("_bn") => -1.0,
+                        _ => continue,
+                    };
+                    let fresh = Tensor::rand([8], (Kind::Float, Device::Cpu)) * 1.5 + lo;
+                    t.shallow_clone().copy_(&fresh);
+                }
+            });
+            let xs = Tensor::randn([2, 8, 13, 13], (Kind::Float, Device::Cpu));
+            let unfolded = layer
+                .bn
+                .forward(&layer.convolve(&xs, &layer.weight, None))
+                .clamp(0.0, 6.0);
+            let folded = layer.forward(&xs);
+            let diff = (&folded - &unfolded).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "depthwise {depthwise}: max difference {diff}");
+        }
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub struct Dense {
 impl Layer for Dense {
     fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
         self.activation
-            .apply(&xs.linear(&self.weight, Some(&self.bias)))
+            .apply_owned(xs.linear(&self.weight, Some(&self.bias)))
     }
 }
 

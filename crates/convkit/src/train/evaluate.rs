@@ -19,8 +19,8 @@ pub struct Evaluation {
 }
 
 impl Model {
-    /// Evaluates the model on `data` in inference mode (no dropout, no augmentation), in
-    /// batches of `batch_size`.
+    /// Evaluates the model on `data` at inference (no dropout, no augmentation, libtorch's
+    /// inference mode), in batches of `batch_size`, in the model's precision.
     pub fn evaluate(&self, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
         if data.is_empty() {
             return Err(Error::InvalidConfig(
@@ -29,7 +29,7 @@ impl Model {
         }
         self.check_input(data)?;
         let loss = self.loss()?;
-        let _guard = tch::no_grad_guard();
+        let _guard = crate::runtime::InferenceMode::new();
         let device = self.device();
         let mut metrics = RunningMetrics::new(device);
         for batch in data.batches(batch_size, None) {

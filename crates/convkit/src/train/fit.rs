@@ -12,6 +12,7 @@ use super::progress::EpochProgress;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::runtime::Precision;
 
 /// Settings of [`Model::fit`]. The defaults are Keras': 1 epoch, batches of 32, RMSprop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,10 @@ pub struct FitConfig {
     pub seed: u64,
     /// Draw progress bars and print a line per epoch on stderr.
     pub progress: bool,
+    /// The precision to train (and validate) in; `None` keeps the model's
+    /// ([`Model::set_precision`]). The model keeps it after `fit`.
+    #[serde(default)]
+    pub precision: Option<Precision>,
 }
 
 impl Default for FitConfig {
@@ -37,6 +42,7 @@ impl Default for FitConfig {
             optimizer: Optimizer::rmsprop(),
             seed: 0,
             progress: false,
+            precision: None,
         }
     }
 }
@@ -68,6 +74,9 @@ impl Model {
         }
         self.check_input(train)?;
         let loss_fn = self.loss()?;
+        if let Some(precision) = config.precision {
+            self.set_precision(precision);
+        }
         let device = self.device();
         let train = train.to_device(device);
         let mut optimizer = config.optimizer.build(self.var_store())?;

@@ -40,19 +40,22 @@ impl KerasRmsProp {
         self.learning_rate = learning_rate;
     }
 
-    /// Clears the gradients.
+    /// Drops the gradients (rather than zeroing them: the next backward pass stores fresh
+    /// ones, with no pass over a zeroed buffer).
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             if p.grad().defined() {
-                p.zero_grad();
+                crate::runtime::free_grad(p).expect("dropping a gradient does not fail");
             }
         }
     }
 
-    /// Applies one update from the current gradients.
+    /// Applies one update from the current gradients, to every trained variable at once
+    /// ([`crate::runtime::rmsprop_step`]: five multi-tensor kernels, not seven per variable).
     pub fn step(&mut self) {
         let _guard = tch::no_grad_guard();
-        for (p, velocity) in self.params.iter_mut().zip(&mut self.velocities) {
+        let (mut params, mut grads, mut velocities) = (Vec::new(), Vec::new(), Vec::new());
+        for (p, velocity) in self.params.iter().zip(&mut self.velocities) {
             if !p.requires_grad() {
                 continue;
             }
@@ -60,13 +63,21 @@ impl KerasRmsProp {
             if !g.defined() {
                 continue;
             }
-            // Seven kernels per variable: v = rho v + ((1 - rho) g) g; w += (-lr g) / sqrt(v + eps).
-            let v = velocity.get_or_insert_with(|| g.zeros_like());
-            let _ = v.g_mul_scalar_(self.rho);
-            let _ = v.addcmul_(&(&g * (1.0 - self.rho)), &g);
-            let denominator = (&*v + self.epsilon).sqrt_();
-            let _ = p.addcdiv_(&(&g * -self.learning_rate), &denominator);
+            // Shaped and laid out as the parameter (channels_last kernels included).
+            let v = velocity.get_or_insert_with(|| p.zeros_like());
+            params.push(p.shallow_clone());
+            velocities.push(v.shallow_clone());
+            grads.push(g);
         }
+        crate::runtime::rmsprop_step(
+            &params,
+            &grads,
+            &velocities,
+            self.learning_rate,
+            self.rho,
+            self.epsilon,
+        )
+        .expect("the RMSprop kernels take tensors of matching shapes");
     }
 
     /// Clears the gradients, back-propagates `loss`, and applies one update.

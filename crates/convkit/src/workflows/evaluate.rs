@@ -11,6 +11,7 @@ use crate::data::image_folder::{ImageFolder, ImageOptions, SplitFolders};
 use crate::data::mnist::{load_mnist_datasets, locate_mnist};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::runtime::Precision;
 use crate::train::Evaluation;
 
 /// The parts of `run.json` that evaluation needs, for every kind of run.
@@ -34,11 +35,17 @@ struct ImageSettings {
 /// Loads the checkpoint of the run in `run_dir` (the best epoch when the run kept one) and
 /// evaluates it on the test data: `data` when given (for image runs, a folder of class
 /// sub-folders, or a data folder whose `test/` is used), else the run's own test split (its
-/// validation split when it has none).
-pub fn evaluate_run(run_dir: &Path, data: Option<&Path>, device: Device) -> Result<Evaluation> {
+/// validation split when it has none). It computes in `precision`, or in the precision the
+/// run trained in when `None`, so that the run's own score is reproduced.
+pub fn evaluate_run(
+    run_dir: &Path,
+    data: Option<&Path>,
+    device: Device,
+    precision: Option<Precision>,
+) -> Result<Evaluation> {
     let run = RunDir::open(run_dir)?;
     let config: RunConfig = read_json(&run.config())?;
-    let model = Model::load(&run.checkpoint().expect("RunDir::open checked"), device)?;
+    let model = run.load_checkpoint(device, precision)?;
     match config.job.as_str() {
         "mnist" => {
             let dir = match data {

@@ -17,6 +17,7 @@ use crate::data::download::sha256_file;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::runtime::{contiguous_in, MemoryFormat, Precision};
 use crate::weights::read_weights;
 
 /// A folder of cached feature files, `<key>.safetensors`.
@@ -68,7 +69,15 @@ pub fn backbone_fingerprint(model: &Model, through: &str, weights: &Path) -> Res
         .chain(model.spec().layers.iter().find(|l| l.name == through))
         .collect();
     let description = serde_json::to_string(&layers).expect("layer specs serialise");
-    Ok(format!("{description}\n{}", sha256_file(weights)?))
+    // bf16 features differ from fp32 ones in the last bits; fp32 keeps the earlier keys.
+    let precision = match model.precision() {
+        Precision::Fp32 => String::new(),
+        other => format!("\nprecision {other}"),
+    };
+    Ok(format!(
+        "{description}\n{}{precision}",
+        sha256_file(weights)?
+    ))
 }
 
 /// The cache key of `data`'s features under a backbone of `fingerprint`.
@@ -135,25 +144,28 @@ pub fn extract_features(
         }
     }
     let bar = crate::train::progress::count_bar(data.len() as u64, "features", progress);
-    let _guard = tch::no_grad_guard();
     let step = batch_size.max(1) as i64;
     let n = data.len() as i64;
-    let parts = (0..n)
-        .step_by(step as usize)
-        .map(|at| {
-            let batch = data
-                .images()
-                .narrow(0, at, step.min(n - at))
-                .to_device(model.device());
-            let out = model
-                .forward_through(&batch, through)?
-                .to_device(Device::Cpu);
-            bar.inc((step.min(n - at)) as u64);
-            Ok(out)
-        })
-        .collect::<Result<Vec<Tensor>>>()?;
+    let parts = crate::runtime::inference_mode(|| {
+        (0..n)
+            .step_by(step as usize)
+            .map(|at| {
+                let batch = data
+                    .images()
+                    .narrow(0, at, step.min(n - at))
+                    .to_device(model.device());
+                let out = model
+                    .forward_through(&batch, through)?
+                    .to_device(Device::Cpu);
+                bar.inc((step.min(n - at)) as u64);
+                Ok(out)
+            })
+            .collect::<Result<Vec<Tensor>>>()
+    })?;
     bar.finish_and_clear();
-    let features = Tensor::cat(&parts, 0);
+    // Joined outside inference mode, in the standard layout: a normal tensor that training
+    // can save for its backward pass, and a cache file in NCHW order.
+    let features = contiguous_in(&Tensor::cat(&parts, 0), MemoryFormat::Contiguous)?;
     if let Some(file) = &file {
         std::fs::create_dir_all(file.parent().expect("cache file has a folder"))
             .map_err(|e| Error::io(file, e))?;

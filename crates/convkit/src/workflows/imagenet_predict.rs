@@ -13,6 +13,7 @@ use crate::models::imagenet::{locate_imagenet_classes, read_imagenet_classes};
 use crate::models::pretrained::locate_weights;
 use crate::models::{BackboneArch, BackboneSpec};
 use crate::nn::{LayerSpec, Sequential};
+use crate::runtime::Precision;
 
 /// Side of the images ImageNet classifiers are evaluated on.
 pub const IMAGENET_SIDE: u32 = 224;
@@ -41,17 +42,19 @@ pub struct ImagenetPrediction {
 }
 
 /// An ImageNet classifier of `arch` with its weights loaded (from `weights`, or found as
-/// [`locate_weights`] says).
+/// [`locate_weights`] says), computing in `precision`.
 pub fn imagenet_classifier(
     arch: BackboneArch,
     weights: Option<&Path>,
     device: Device,
+    precision: Precision,
 ) -> Result<Model> {
     let side = IMAGENET_SIDE as i64;
     let spec = Sequential::new(&format!("{}_imagenet", arch.name()), [3, side, side])
         .add(LayerSpec::Backbone(BackboneSpec::classifier(arch)?));
     let mut model = Model::new(&spec, device, 0)?;
     model.load_pretrained(&locate_weights(arch, weights)?)?;
+    model.set_precision(precision);
     Ok(model)
 }
 
@@ -112,8 +115,9 @@ pub fn predict_imagenet(
     images: &[PathBuf],
     top: usize,
     device: Device,
+    precision: Precision,
 ) -> Result<Vec<ImagenetPrediction>> {
-    let model = imagenet_classifier(arch, weights, device)?;
+    let model = imagenet_classifier(arch, weights, device, precision)?;
     let classes = read_imagenet_classes(&locate_imagenet_classes(classes_file)?)?;
     classify_imagenet(&model, &classes, images, top)
 }

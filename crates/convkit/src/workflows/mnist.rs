@@ -12,6 +12,7 @@ use crate::device::device_name;
 use crate::error::Result;
 use crate::model::Model;
 use crate::models::mnist_convnet;
+use crate::runtime::Precision;
 use crate::train::{CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, Optimizer};
 
 /// Settings of an MNIST run; [`MnistJob::new`] gives the chapter's.
@@ -37,6 +38,10 @@ pub struct MnistJob {
     pub optimizer: Optimizer,
     /// Progress bars and per-epoch lines on stderr.
     pub progress: bool,
+    /// The precision to train and evaluate in (`auto`: bf16 where the hardware runs it
+    /// natively).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl MnistJob {
@@ -52,6 +57,7 @@ impl MnistJob {
             train_limit: None,
             optimizer: Optimizer::rmsprop(),
             progress: false,
+            precision: Precision::default(),
         }
     }
 }
@@ -67,6 +73,9 @@ pub struct MnistRunConfig {
     pub settings: MnistJob,
     /// Device the run trained on.
     pub device: String,
+    /// The precision it computed in (`auto` resolved).
+    #[serde(default)]
+    pub precision: Precision,
     /// libtorch CPU threads.
     pub threads: usize,
 }
@@ -96,6 +105,9 @@ pub struct MnistReport {
     pub params: i64,
     /// Device used.
     pub device: String,
+    /// The precision it computed in (`auto` resolved).
+    #[serde(default)]
+    pub precision: Precision,
     /// libtorch CPU threads.
     pub threads: usize,
     /// Seed used.
@@ -126,17 +138,19 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
             data_dir: data_dir.clone(),
             settings: job.clone(),
             device: device_name(device),
+            precision: job.precision.resolve(device),
             threads,
         },
     )?;
     if job.progress {
         eprintln!(
-            "MNIST from {}: {} training, {} validation, {} test images; mnist_convnet on {} ({} threads)",
+            "MNIST from {}: {} training, {} validation, {} test images; mnist_convnet on {} in {} ({} threads)",
             data_dir.display(),
             train.len(),
             validation.len(),
             test.len(),
             device_name(device),
+            job.precision.resolve(device),
             threads
         );
     }
@@ -148,6 +162,7 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
         optimizer: job.optimizer,
         seed: job.seed,
         progress: job.progress,
+        precision: Some(job.precision),
     };
     let mut history_csv = HistoryCsv(run.history());
     let mut curves = CurvesPlot {
@@ -201,6 +216,7 @@ fn report(
         peak_memory_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
         params: model.param_count(),
         device: device_name(device),
+        precision: model.precision(),
         threads,
         seed: job.seed,
         out_dir: out_dir.to_owned(),

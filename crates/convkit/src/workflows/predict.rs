@@ -9,8 +9,8 @@ use super::evaluate::image_options_for;
 use super::run_dir::RunDir;
 use crate::data::image_folder::load_image;
 use crate::error::Result;
-use crate::model::Model;
 use crate::nn::Activation;
+use crate::runtime::Precision;
 
 /// One image's prediction.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -27,14 +27,15 @@ pub struct Prediction {
 
 /// Predicts each image with the checkpoint of the run in `run_dir` (the best epoch when the
 /// run kept one). Images are decoded and resized as in training, and turned to grayscale for
-/// a one-channel model.
+/// a one-channel model. It computes in `precision`, or in the run's own when `None`.
 pub fn predict_images(
     run_dir: &Path,
     images: &[PathBuf],
     device: Device,
+    precision: Option<Precision>,
 ) -> Result<Vec<Prediction>> {
     let run = RunDir::open(run_dir)?;
-    let model = Model::load(&run.checkpoint().expect("RunDir::open checked"), device)?;
+    let model = run.load_checkpoint(device, precision)?;
     let options = image_options_for(&model, false, false);
     let (h, w) = (options.size.0 as i64, options.size.1 as i64);
     let channels = model.spec().input_shape[0];

@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use tch::Device;
 
 use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::runtime::Precision;
 
 /// The standard files of a run folder.
 #[derive(Clone, Debug)]
@@ -84,6 +87,28 @@ impl RunDir {
     /// and repeated.
     pub fn config(&self) -> PathBuf {
         self.root.join("run.json")
+    }
+
+    /// The precision the run computed in, as `run.json` records it (fp32 for runs made
+    /// before convkit recorded it, or without a readable `run.json`).
+    pub fn recorded_precision(&self) -> Precision {
+        #[derive(serde::Deserialize)]
+        struct Recorded {
+            #[serde(default)]
+            precision: Precision,
+        }
+        read_json::<Recorded>(&self.config()).map_or(Precision::Fp32, |r| r.precision)
+    }
+
+    /// The run's checkpoint ([`RunDir::checkpoint`]) loaded on `device`, computing in
+    /// `precision`, or in the run's own when `None`.
+    pub fn load_checkpoint(&self, device: Device, precision: Option<Precision>) -> Result<Model> {
+        let path = self
+            .checkpoint()
+            .ok_or_else(|| Error::invalid_data(&self.root, "the run folder holds no checkpoint"))?;
+        let mut model = Model::load(&path, device)?;
+        model.set_precision(precision.unwrap_or_else(|| self.recorded_precision()));
+        Ok(model)
     }
 }
 

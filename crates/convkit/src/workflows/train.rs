@@ -19,6 +19,7 @@ use crate::models::pretrained::locate_weights;
 use crate::models::small_convnet::{small_convnet, SmallConvnetOptions};
 use crate::models::{transfer_model, BackboneArch, Head, TransferOptions};
 use crate::nn::{LayerSpec, Sequential};
+use crate::runtime::Precision;
 use crate::train::{
     BestCheckpoint, Callback, CurvesPlot, EarlyStopping, Evaluation, FitConfig, HistoryCsv,
     Optimizer, ReduceLrOnPlateau,
@@ -85,6 +86,10 @@ pub struct TrainJob {
     /// Make the last N layers of the backbone trainable.
     #[serde(default)]
     pub unfreeze_last: Option<usize>,
+    /// The precision to train and evaluate in (`auto`: bf16 where the hardware runs it
+    /// natively).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainJob {
@@ -115,6 +120,7 @@ impl TrainJob {
             init_from: None,
             unfreeze: Vec::new(),
             unfreeze_last: None,
+            precision: Precision::default(),
         }
     }
 
@@ -143,6 +149,9 @@ pub struct TrainRunConfig {
     pub settings: TrainJob,
     /// Device the run trained on.
     pub device: String,
+    /// The precision it computed in (`auto` resolved).
+    #[serde(default)]
+    pub precision: Precision,
     /// libtorch CPU threads.
     pub threads: usize,
 }
@@ -191,6 +200,9 @@ pub struct TrainReport {
     pub wall_seconds: f64,
     /// Device used.
     pub device: String,
+    /// The precision it computed in (`auto` resolved).
+    #[serde(default)]
+    pub precision: Precision,
     /// libtorch CPU threads.
     pub threads: usize,
     /// Seed used.
@@ -278,14 +290,16 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
             test_dir: splits.test.clone(),
             settings: job.clone(),
             device: device_name(device),
+            precision: job.precision.resolve(device),
             threads,
         },
     )?;
     let (mut model, weights) = build_model(job, train.classes(), device)?;
+    let precision = model.set_precision(job.precision);
     let spec = model.spec().clone();
     if job.progress {
         eprintln!(
-            "{}: {} training, {} validation images of {} classes ({:?}), loaded in {:.1}s; {} ({} parameters, {} trainable) on {} ({} threads)",
+            "{}: {} training, {} validation images of {} classes ({:?}), loaded in {:.1}s; {} ({} parameters, {} trainable) on {} in {} ({} threads)",
             job.data_dir.display(),
             train.len(),
             validation.len(),
@@ -296,6 +310,7 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
             model.param_count(),
             model.trainable_param_count(),
             device_name(device),
+            precision,
             threads
         );
     }
@@ -305,6 +320,7 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
         optimizer: job.optimizer,
         seed: job.seed,
         progress: job.progress,
+        precision: Some(precision),
     };
     let mut history_csv = HistoryCsv(run.history());
     let mut curves = CurvesPlot {
@@ -370,7 +386,8 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
             let history = model.fit(&train, Some(&validation), &config, &mut callbacks)?;
             drop(callbacks);
             model.save(&run.last())?;
-            let best_model = Model::load(&run.best(), device)?;
+            let mut best_model = Model::load(&run.best(), device)?;
+            best_model.set_precision(precision);
             let validation = best_model.evaluate(&validation, job.batch_size)?;
             let test = test_data
                 .as_ref()
@@ -400,6 +417,7 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
         features,
         wall_seconds: start.elapsed().as_secs_f64(),
         device: device_name(device),
+        precision,
         threads,
         seed: job.seed,
         out_dir: run.root().to_owned(),
