@@ -144,7 +144,15 @@ char* convkit_contiguous_in(const at::Tensor* tensor, int format, at::Tensor** o
   return protect([&] {
     auto memory_format =
         format == 1 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-    *out = new at::Tensor(tensor->contiguous(memory_format));
+    if (tensor->is_contiguous(memory_format) &&
+        tensor->suggest_memory_format() != memory_format) {
+      // Dense in both layouts (one channel, or 1x1 maps) but with the other layout's
+      // strides, which is what libtorch reads to choose a convolution's layout: restride
+      // it, as PyTorch's `.to(memory_format=...)` does.
+      *out = new at::Tensor(tensor->clone(memory_format));
+    } else {
+      *out = new at::Tensor(tensor->contiguous(memory_format));
+    }
   });
 }
 

@@ -3,11 +3,13 @@
 //! ```text
 //! cargo run --release -p convkit --example mnist                 # 5 epochs, all of MNIST
 //! cargo run --release -p convkit --example mnist -- 1 6000 0.90  # epochs, images, minimum accuracy
+//! cargo run --release -p convkit --example mnist -- 1 6000 0.90 auto  # ... and precision
 //! ```
 //! The data is found as the CLI finds it: `$CONVKIT_DATA/mnist`, `./data/mnist`, the cache.
 
 use convkit::data::mnist::{load_mnist_datasets, locate_mnist};
 use convkit::nn::{Activation, Sequential};
+use convkit::runtime::Precision;
 use convkit::train::FitConfig;
 use convkit::Model;
 
@@ -20,6 +22,7 @@ fn main() -> convkit::Result<()> {
     let epochs = arg(0).unwrap_or(5.0) as usize;
     let limit = arg(1).map_or(usize::MAX, |n| n as usize);
     let min_accuracy = arg(2);
+    let precision: Precision = args.get(3).map_or(Ok(Precision::Fp32), |p| p.parse())?;
 
     // The model, as in the book: the same layers as `convkit::models::mnist_convnet()`.
     let spec = Sequential::new("mnist_convnet", [1, 28, 28])
@@ -33,19 +36,23 @@ fn main() -> convkit::Result<()> {
         .dense(10, Activation::Softmax);
 
     let (train, test) = load_mnist_datasets(&locate_mnist(None)?)?;
+    convkit::runtime::keep_freed_memory();
     let mut model = Model::new(&spec, tch::Device::cuda_if_available(), 1)?;
     let config = FitConfig {
         epochs,
         batch_size: 64,
         progress: true,
+        precision: Some(precision),
         ..FitConfig::default()
     };
     model.fit(&train.take(limit), None, &config, &mut [])?;
 
     let result = model.evaluate(&test, 1000)?;
     println!(
-        "test accuracy {:.4}, loss {:.4}",
-        result.accuracy, result.loss
+        "test accuracy {:.4}, loss {:.4} ({})",
+        result.accuracy,
+        result.loss,
+        model.precision()
     );
     let first = model
         .predict(&test.images().narrow(0, 0, 1), 1)

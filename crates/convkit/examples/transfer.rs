@@ -27,6 +27,7 @@ fn main() -> convkit::Result<()> {
     let data = PathBuf::from(std::env::var_os("CONVKIT_DATA").expect("set CONVKIT_DATA"))
         .join("cats_vs_dogs");
     let device = convkit::device::parse_device("auto")?;
+    convkit::runtime::keep_freed_memory();
 
     let options = ImageOptions::default(); // 180x180, bilinear, as the chapter
     let train = ImageFolder::scan(&data.join("train"))?

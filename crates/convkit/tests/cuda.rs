@@ -50,3 +50,41 @@ fn trains_and_evaluates_on_cuda_like_on_cpu() {
     let e_gpu = gpu.evaluate(&data, 100).unwrap();
     assert!((e_back.loss - e_gpu.loss).abs() < 1e-4);
 }
+
+/// bf16 autocast on the GPU: `auto` follows the compute capability, a bf16 epoch lands
+/// near the fp32 one, and the parameters stay fp32.
+#[test]
+fn bf16_on_cuda_follows_the_compute_capability() {
+    use convkit::runtime::{bf16_is_native, cuda_compute_capability, Precision};
+    if !tch::Cuda::is_available() {
+        eprintln!("skipped: no CUDA device visible to libtorch");
+        return;
+    }
+    let capability = cuda_compute_capability(0).expect("a visible GPU has a compute capability");
+    assert_eq!(bf16_is_native(Device::Cuda(0)), capability >= (8, 0));
+    let expected = if capability >= (8, 0) {
+        Precision::Bf16
+    } else {
+        Precision::Fp32
+    };
+    assert_eq!(Precision::Auto.resolve(Device::Cuda(0)), expected);
+    let data = synthetic(256);
+    let run = |precision| {
+        let mut model = Model::new(&mnist_convnet(), Device::Cuda(0), 3).unwrap();
+        let config = FitConfig {
+            epochs: 1,
+            batch_size: 64,
+            precision: Some(precision),
+            ..FitConfig::default()
+        };
+        let history = model.fit(&data, Some(&data), &config, &mut []).unwrap();
+        assert!(model
+            .var_store()
+            .variables()
+            .values()
+            .all(|t| t.kind() == Kind::Float));
+        history.last().unwrap().val_loss.unwrap()
+    };
+    let (fp32, bf16) = (run(Precision::Fp32), run(Precision::Bf16));
+    assert!((fp32 - bf16).abs() < 0.05 * fp32, "fp32 {fp32} bf16 {bf16}");
+}

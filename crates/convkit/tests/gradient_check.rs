@@ -45,9 +45,11 @@ fn check_in(spec: &Sequential, labels: &Tensor, format: MemoryFormat) {
         let n = param.numel() as i64;
         let set = |index: i64, value: f64| {
             tch::no_grad(|| {
-                let flat = param.contiguous().view([-1]);
+                let flat = param.contiguous().view([-1]).copy();
                 let _ = flat.get(index).fill_(value);
-                param.shallow_clone().copy_(&flat.view_as(param));
+                param
+                    .shallow_clone()
+                    .copy_(&flat.view(param.size().as_slice()));
             });
         };
         // A handful of entries per tensor, spread over it.

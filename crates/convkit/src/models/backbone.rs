@@ -2,7 +2,7 @@
 //! which network, whether it keeps its ImageNet classifier, and which of its layers train.
 
 use serde::{Deserialize, Serialize};
-use tch::{nn::Path, Kind, Tensor};
+use tch::{nn::Path, Tensor};
 
 use super::efficientnet_lite0::{self, EfficientNetLite0};
 use super::mobilenet_v2::{self, MobileNetV2};
@@ -39,20 +39,28 @@ pub enum Preprocessing {
 impl Preprocessing {
     /// Applies the preprocessing to a batch `(B, 3, H, W)` of bytes or floats in `0..=255`.
     pub fn apply(&self, images: &Tensor) -> Tensor {
-        let xs = images.to_kind(Kind::Float);
-        match self {
+        // (x - mean) / std as x * (1 / std) + (-mean / std): the byte-to-float conversion
+        // happens inside the multiplication, and the addition works in place.
+        let (scale, offset) = match self {
             Preprocessing::ImagenetMeanStd => {
-                let device = xs.device();
-                let mean = Tensor::from_slice(&[0.485f32 * 255.0, 0.456 * 255.0, 0.406 * 255.0])
-                    .view([1, 3, 1, 1])
-                    .to_device(device);
-                let std = Tensor::from_slice(&[0.229f32 * 255.0, 0.224 * 255.0, 0.225 * 255.0])
-                    .view([1, 3, 1, 1])
-                    .to_device(device);
-                (xs - mean) / std
+                let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
+                let scale: Vec<f32> = std.iter().map(|s| 1.0 / (255.0 * s)).collect();
+                let offset: Vec<f32> = mean.iter().zip(&std).map(|(m, s)| -m / s).collect();
+                (
+                    Tensor::from_slice(&scale).view([1, 3, 1, 1]),
+                    Tensor::from_slice(&offset).view([1, 3, 1, 1]),
+                )
             }
-            Preprocessing::Symmetric127 => (xs - 127.0) / 128.0,
-        }
+            Preprocessing::Symmetric127 => (
+                Tensor::from(1.0f32 / 128.0),
+                Tensor::from(-127.0f32 / 128.0),
+            ),
+        };
+        let device = images.device();
+        // bytes times an f32 tensor are promoted to f32
+        let mut ys = images * scale.to_device(device);
+        let _ = ys.g_add_(&offset.to_device(device));
+        ys
     }
 }
 

@@ -121,18 +121,25 @@ impl ConvBn {
     fn convolve(&self, xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Tensor {
         let s = &self.spec;
         let groups = if s.depthwise { s.in_channels } else { 1 };
+        let symmetric = (s.kernel_size - 1) / 2;
         let (xs, pad) = match s.padding {
-            BorderPadding::Symmetric => (xs.shallow_clone(), (s.kernel_size - 1) / 2),
-            BorderPadding::TfSame => (tf_same_pad(xs, s.kernel_size, s.stride), 0),
+            BorderPadding::Symmetric => (xs.shallow_clone(), [symmetric, symmetric]),
+            BorderPadding::TfSame => {
+                let size = xs.size();
+                let (th, tw) = (
+                    tf_same_total(size[2], s.kernel_size, s.stride),
+                    tf_same_total(size[3], s.kernel_size, s.stride),
+                );
+                if th % 2 == 0 && tw % 2 == 0 {
+                    // As much before as after (every stride-1 layer): the convolution pads
+                    // itself, without a padded copy of the feature map.
+                    (xs.shallow_clone(), [th / 2, tw / 2])
+                } else {
+                    (tf_same_pad(xs, s.kernel_size, s.stride), [0, 0])
+                }
+            }
         };
-        xs.conv2d(
-            kernel,
-            bias,
-            [s.stride, s.stride],
-            [pad, pad],
-            [1, 1],
-            groups,
-        )
+        xs.conv2d(kernel, bias, [s.stride, s.stride], pad, [1, 1], groups)
     }
 }
 
@@ -226,6 +233,36 @@ mod tests {
             let folded = layer.forward(&xs);
             let diff = (&folded - &unfolded).abs().max().double_value(&[]);
             assert!(diff < 1e-5, "depthwise {depthwise}: max difference {diff}");
+        }
+    }
+
+    #[test]
+    fn tf_same_without_a_copy_equals_explicit_padding() {
+        let vs = VarStore::new(Device::Cpu);
+        for (kernel, stride, side) in [(3, 1, 12), (5, 1, 11), (3, 2, 12), (5, 2, 13), (3, 2, 13)] {
+            let spec = ConvBnSpec {
+                relu6: false,
+                ..ConvBnSpec::new(4, 4, kernel, stride).tensorflow()
+            };
+            let name = format!("k{kernel}s{stride}n{side}");
+            let layer = ConvBn::new(
+                &vs.root().sub(&name),
+                &vs.root().sub(format!("{name}bn")),
+                spec,
+            )
+            .unwrap();
+            let xs = Tensor::randn([1, 4, side, side], (Kind::Float, Device::Cpu));
+            let explicit = tf_same_pad(&xs, kernel, stride).conv2d(
+                &layer.weight,
+                None::<&Tensor>,
+                [stride, stride],
+                [0, 0],
+                [1, 1],
+                1,
+            );
+            let got = layer.convolve(&xs, &layer.weight, None);
+            assert_eq!(got.size(), explicit.size(), "{name}");
+            assert!(got.allclose(&explicit, 1e-5, 1e-5, false), "{name}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! Input scaling, as Keras' `Rescaling`: `x * scale + offset`, computed in float.
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use super::layer::Layer;
 
@@ -39,11 +39,9 @@ pub struct Rescaling {
 
 impl Layer for Rescaling {
     fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
-        let ys = if xs.is_floating_point() {
-            xs * self.scale
-        } else {
-            xs.to_kind(Kind::Float) * self.scale
-        };
+        // An integer tensor times a float scalar comes out f32 from the same pass: bytes
+        // become floats without a separate conversion.
+        let ys = xs * self.scale;
         if self.offset == 0.0 {
             ys
         } else {
@@ -55,6 +53,7 @@ impl Layer for Rescaling {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     #[test]
     fn maps_bytes_to_unit_floats() {

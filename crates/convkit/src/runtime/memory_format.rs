@@ -49,10 +49,12 @@ impl MemoryFormat {
     }
 }
 
-/// `tensor` laid out in `format` (itself when it already is; a copy otherwise). Tensors that
+/// `tensor` laid out in `format`, with `format`'s strides (itself when it already is; a
+/// copy otherwise). A tensor dense in both layouts, such as a one-channel batch, gets
+/// `format`'s strides too: libtorch chooses a convolution's layout from them. Tensors that
 /// are not 4-D are returned as they are: the format only concerns image batches and kernels.
 pub fn contiguous_in(tensor: &Tensor, format: MemoryFormat) -> Result<Tensor> {
-    if tensor.dim() != 4 || is_contiguous_in(tensor, format) {
+    if tensor.dim() != 4 {
         return Ok(tensor.shallow_clone());
     }
     let mut out = ptr::null_mut();
@@ -86,6 +88,11 @@ mod tests {
         assert!(y.equal(&x));
         let back = contiguous_in(&y, MemoryFormat::Contiguous).unwrap();
         assert_eq!(back.stride(), x.stride());
+        // a one-channel batch is dense both ways; it still gets channels_last strides
+        let gray = Tensor::randn([2, 1, 4, 5], (Kind::Float, Device::Cpu));
+        let restrided = contiguous_in(&gray, MemoryFormat::ChannelsLast).unwrap();
+        assert_eq!(restrided.stride(), [20, 1, 5, 1]);
+        assert!(restrided.equal(&gray));
         // other ranks pass through
         let v = Tensor::ones([3, 4], (Kind::Float, Device::Cpu));
         assert_eq!(
