@@ -5,8 +5,8 @@
 # SECTIONS picks what runs (default: all of them, in this order):
 #   mnist         convkit mnist, seeds 1-3, fp32 and bf16; PyTorch's mnist run, seed 1,
 #                 fp32 and bf16 + channels_last
-#   cats          the 30-epoch from-scratch run, seeds 1-3, convkit fp32 and PyTorch fp32
-#                 channels_last (PyTorch's faster fp32 variant of workload b)
+#   cats          the 30-epoch from-scratch run, seeds $CATS_SEEDS (default 1 2 3), convkit
+#                 fp32 and PyTorch fp32 channels_last (PyTorch's faster fp32 variant of b)
 #   efficientnet  EfficientNet-Lite0 at 224x224, frozen + augmentation (4 epochs), then the
 #                 last 3 layers fine-tuned (3 epochs), in $PRECISION (default bf16)
 #   vgg16         VGG16 feature extraction + the chapter's head, 20 epochs, in $PRECISION
@@ -41,7 +41,7 @@ for section in ${SECTIONS:-mnist cats efficientnet vgg16}; do
         --data "$data/mnist" --bf16 --channels-last
       ;;
     cats)
-      for seed in 1 2 3; do
+      for seed in ${CATS_SEEDS:-1 2 3}; do
         timed "convkit cats fp32 seed $seed" $convkit train --data "$data/cats_vs_dogs" --epochs 30 \
           --seed "$seed" --precision fp32 --quiet --json --out "runs/precision-cats-fp32-seed$seed"
         timed "pytorch cats fp32 channels_last seed $seed" "$python" bench/torch_seeded.py cats \

@@ -87,6 +87,8 @@ def main():
             continue
         for precision in ("fp32", "bf16"):
             r = rates[w]
+            if ("convkit", precision) not in r:
+                continue
             ck = med(r.get(("convkit", precision), []))
             pt = med(r.get(("pytorch", precision), []))
             cl = med(r.get(("pytorch channels_last", precision), []))

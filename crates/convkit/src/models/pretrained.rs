@@ -30,7 +30,7 @@ pub fn models_cache_dir() -> Option<PathBuf> {
 /// `$CONVKIT_MODELS/<file>` and the cache that exists. The error lists where it looked and
 /// how to get the file.
 pub fn locate_weights(arch: BackboneArch, explicit: Option<&Path>) -> Result<PathBuf> {
-    locate_weights_in(arch, explicit, models_dir_from_env())
+    locate_weights_in(arch, explicit, &search_dirs())
 }
 
 /// The folder `$CONVKIT_MODELS` names, if set and not empty.
@@ -38,20 +38,24 @@ fn models_dir_from_env() -> Option<PathBuf> {
     non_empty_env(MODELS_ENV).map(PathBuf::from)
 }
 
-/// Where a models-folder file is looked for, in order: `<models_dir>/<file>`, then the
-/// cache's `<file>`.
-fn candidates(file: &str, models_dir: Option<PathBuf>) -> Vec<PathBuf> {
-    models_dir
+/// The folders a models-folder file is looked for in, in order: `$CONVKIT_MODELS`, then
+/// the cache.
+fn search_dirs() -> Vec<PathBuf> {
+    models_dir_from_env()
         .into_iter()
         .chain(models_cache_dir())
-        .map(|dir| dir.join(file))
         .collect()
+}
+
+/// `file` in each of `dirs`, in order.
+fn candidates(file: &str, dirs: &[PathBuf]) -> Vec<PathBuf> {
+    dirs.iter().map(|dir| dir.join(file)).collect()
 }
 
 /// `file` (relative to a models folder) from `$CONVKIT_MODELS` or the cache, whichever has
 /// it first; otherwise every place searched, for the error.
 pub fn find_in_models_dirs(file: &str) -> std::result::Result<PathBuf, Vec<PathBuf>> {
-    let searched = candidates(file, models_dir_from_env());
+    let searched = candidates(file, &search_dirs());
     searched
         .iter()
         .find(|p| p.is_file())
@@ -59,11 +63,11 @@ pub fn find_in_models_dirs(file: &str) -> std::result::Result<PathBuf, Vec<PathB
         .ok_or(searched)
 }
 
-/// [`locate_weights`] with the value of `$CONVKIT_MODELS` given.
+/// [`locate_weights`] searching `dirs` (instead of `$CONVKIT_MODELS` and the cache).
 fn locate_weights_in(
     arch: BackboneArch,
     explicit: Option<&Path>,
-    models_dir: Option<PathBuf>,
+    dirs: &[PathBuf],
 ) -> Result<PathBuf> {
     if let Some(path) = explicit {
         if path.is_file() {
@@ -75,7 +79,7 @@ fn locate_weights_in(
         ));
     }
     let file = arch.weights_file();
-    let searched = candidates(file, models_dir);
+    let searched = candidates(file, dirs);
     if let Some(found) = searched.iter().find(|p| p.is_file()) {
         return Ok(found.clone());
     }
@@ -175,7 +179,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("/nowhere/v.safetensors"), "{err}");
-        let err = locate_weights_in(BackboneArch::MobilenetV2, None, Some("/nowhere".into()))
+        let err = locate_weights_in(BackboneArch::MobilenetV2, None, &["/nowhere".into()])
             .unwrap_err()
             .to_string();
         assert!(
