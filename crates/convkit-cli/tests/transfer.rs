@@ -59,9 +59,12 @@ fn imagenet_prediction_names_the_cat() {
         "{prediction}"
     );
     assert_eq!(prediction["top"].as_array().unwrap().len(), 3);
+    // an empty cache too: the user's own may hold the weights
+    let empty_cache = tempfile::tempdir().unwrap();
     let err = run_err(
         convkit()
             .env("CONVKIT_MODELS", "/nowhere")
+            .env("XDG_CACHE_HOME", empty_cache.path())
             .args(["predict", "--backbone", "efficientnet_lite0"])
             .arg(&cat),
     );

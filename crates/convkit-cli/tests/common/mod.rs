@@ -36,7 +36,12 @@ pub fn run_ok(command: &mut Command) -> Output {
 
 pub fn run_err(command: &mut Command) -> String {
     let output = command.output().expect("convkit starts");
-    assert!(!output.status.success(), "convkit should have failed");
+    assert!(
+        !output.status.success(),
+        "convkit should have failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
