@@ -4,14 +4,8 @@
 # usage: bench/backbones_vs_pytorch.sh [PYTHON_WITH_TORCH]
 # Results are appended, one JSON object a line, to $RESULTS (default: bench-results.jsonl).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-python="${1:-$HOME/.cache/convkit/torch-2.13.0/bin/python}"
-reference="${CONVKIT_DATA:?set CONVKIT_DATA}/../bench/torch_reference.py"
-[[ -f $reference ]] || reference="../shared/bench/torch_reference.py"
-export PYTHONWARNINGS=ignore
-results="${RESULTS:-bench-results.jsonl}"
+source "$(dirname "$0")/common.sh"
 seconds="${SECONDS_PER_RUN:-15}"
-echo "results: $results"
 cargo build --release -q -p convkit --example bench
 for round in 1 2; do
   ./target/release/examples/bench c --seconds "$seconds" >> "$results"

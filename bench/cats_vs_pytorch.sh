@@ -6,14 +6,8 @@
 # and pillow (default: the venv of `cargo xtask setup`; `pip install pillow` into it).
 # Set EPOCHS=N (default 30) for the from-scratch accuracy run; EPOCHS=0 skips it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-python="${1:-$HOME/.cache/convkit/torch-2.13.0/bin/python}"
-reference="${CONVKIT_DATA:?set CONVKIT_DATA}/../bench/torch_reference.py"
-[[ -f $reference ]] || reference="../shared/bench/torch_reference.py"
+source "$(dirname "$0")/common.sh"
 data="$CONVKIT_DATA/cats_vs_dogs"
-export PYTHONWARNINGS=ignore
-results="${RESULTS:-bench-results.jsonl}"
-echo "results: $results"
 cargo build --release -q -p convkit-cli -p convkit --example bench
 for round in 1 2; do
   ./target/release/examples/bench b --seconds 20 >> "$results"

@@ -5,13 +5,7 @@
 # Needs: cargo xtask setup done; CONVKIT_DATA set; a Python with torch (default: the venv
 # that `cargo xtask setup` made, which has torch 2.13). Run on a quiet machine.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-python="${1:-$HOME/.cache/convkit/torch-2.13.0/bin/python}"
-reference="${CONVKIT_DATA:?set CONVKIT_DATA}/../bench/torch_reference.py"
-[[ -f $reference ]] || reference="../shared/bench/torch_reference.py"
-export PYTHONWARNINGS=ignore
-results="${RESULTS:-bench-results.jsonl}"
-echo "results: $results"
+source "$(dirname "$0")/common.sh"
 cargo build --release -q -p convkit-cli -p convkit --example bench
 for round in 1 2; do
   for w in a a_inf; do

@@ -13,13 +13,9 @@
 # Results are appended, one JSON object a line, to $RESULTS (default: bench-results.jsonl);
 # run folders go to runs/.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-python="${1:-$HOME/.cache/convkit/torch-2.13.0/bin/python}"
+source "$(dirname "$0")/common.sh"
 data="${CONVKIT_DATA:?set CONVKIT_DATA}"
-results="${RESULTS:-bench-results.jsonl}"
 precision="${PRECISION:-bf16}"
-export PYTHONWARNINGS=ignore
-echo "results: $results"
 cargo build --release -q -p convkit-cli
 convkit=./target/release/convkit
 timed() { # timed LABEL COMMAND...: the command's JSON line, then its time as another

@@ -9,15 +9,9 @@
 # ROUNDS (default 2), SECONDS_PER_RUN (default 6), WORKLOADS (default: all), PRECISIONS
 # (default: fp32 bf16) and PEAK (default 1; 0 skips it) tune it.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-python="${1:-$HOME/.cache/convkit/torch-2.13.0/bin/python}"
-reference="${CONVKIT_DATA:?set CONVKIT_DATA}/../bench/torch_reference.py"
-[[ -f $reference ]] || reference="../shared/bench/torch_reference.py"
-export PYTHONWARNINGS=ignore
-results="${RESULTS:-bench-results.jsonl}"
+source "$(dirname "$0")/common.sh"
 seconds="${SECONDS_PER_RUN:-6}"
 workloads="${WORKLOADS:-a a_inf b c c_mobilenet_v2 c_efficientnet_lite0 e}"
-echo "results: $results"
 cargo build --release -q -p convkit --example bench
 convkit() { ./target/release/examples/bench "$@" --seconds "$seconds" >> "$results"; }
 pytorch() {
