@@ -197,6 +197,17 @@ mod tests {
         );
     }
 
+    /// A layer of `spec` whose convolution lives under `name` and batch norm under
+    /// `<name>_bn` in `vs`.
+    fn conv_bn_named(vs: &VarStore, name: &str, spec: ConvBnSpec) -> ConvBn {
+        ConvBn::new(
+            &vs.root().sub(name),
+            &vs.root().sub(format!("{name}_bn")),
+            spec,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn folded_batch_norm_equals_the_unfolded_pair() {
         let vs = VarStore::new(Device::Cpu);
@@ -205,13 +216,7 @@ mod tests {
             if depthwise {
                 spec = spec.depthwise();
             }
-            let name = format!("dw{depthwise}");
-            let layer = ConvBn::new(
-                &vs.root().sub(&name),
-                &vs.root().sub(format!("{name}_bn")),
-                spec,
-            )
-            .unwrap();
+            let layer = conv_bn_named(&vs, &format!("dw{depthwise}"), spec);
             // statistics and affine terms far from the identity, as a trained net has
             tch::no_grad(|| {
                 for (key, t) in vs.variables() {
@@ -245,12 +250,7 @@ mod tests {
                 ..ConvBnSpec::new(4, 4, kernel, stride).tensorflow()
             };
             let name = format!("k{kernel}s{stride}n{side}");
-            let layer = ConvBn::new(
-                &vs.root().sub(&name),
-                &vs.root().sub(format!("{name}bn")),
-                spec,
-            )
-            .unwrap();
+            let layer = conv_bn_named(&vs, &name, spec);
             let xs = Tensor::randn([1, 4, side, side], (Kind::Float, Device::Cpu));
             let explicit = tf_same_pad(&xs, kernel, stride).conv2d(
                 &layer.weight,
