@@ -30,8 +30,8 @@ use std::time::Instant;
 use convkit::augment::chapter_augmentation;
 use convkit::data::image_folder::{load_image, ImageOptions};
 use convkit::models::{
-    mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec, Head,
-    SmallConvnetOptions, TransferOptions,
+    mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec, Head, RecipeOptions,
+    TransferOptions,
 };
 use convkit::nn::{LayerSpec, Sequential};
 use convkit::runtime::{InferenceMode, MemoryFormat, Precision};
@@ -102,7 +102,7 @@ fn main() -> convkit::Result<()> {
             rate(|| drop(model.forward(&x, false)), 64, seconds, 2)
         }
         "b" => {
-            let model = build(&small_convnet(&SmallConvnetOptions::default()))?;
+            let model = build(&small_convnet(&RecipeOptions::default()))?;
             let loss = model.loss()?;
             let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
             let x = Tensor::rand([32, 3, 180, 180], (Kind::Float, Device::Cpu)) * 255.0;

@@ -19,8 +19,8 @@ use convkit::augment::{
 };
 use convkit::models::{BackboneArch, BackboneSpec};
 use convkit::nn::{
-    Activation, Conv2dSpec, DenseSpec, DropoutSpec, LayerSpec, MaxPool2dSpec, Padding,
-    RescalingSpec,
+    Activation, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec, GlobalAveragePooling2dSpec,
+    LayerSpec, MaxPool2dSpec, Padding, RescalingSpec,
 };
 use convkit::runtime::{Autocast, Precision};
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -156,10 +156,10 @@ fn every_layer_matches_fp32_forward_and_backward() {
             &maps,
             false,
         ),
-        ("flatten", LayerSpec::Flatten, &maps, false),
+        ("flatten", LayerSpec::Flatten(FlattenSpec {}), &maps, false),
         (
             "global_average_pooling2d",
-            LayerSpec::GlobalAveragePooling2d,
+            LayerSpec::GlobalAveragePooling2d(GlobalAveragePooling2dSpec {}),
             &maps,
             false,
         ),

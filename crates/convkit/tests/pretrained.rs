@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use convkit::models::backbone::BackboneNetwork;
 use convkit::models::backbone::Preprocessing;
-use convkit::models::efficientnet_lite0::EfficientNetLite0;
-use convkit::models::mobilenet_v2::MobileNetV2;
 use convkit::models::pretrained::{load_backbone_weights, read_checkpoint};
 use convkit::models::vgg16::Vgg16;
+use convkit::models::{efficientnet_lite0, mobilenet_v2};
 use convkit::models::{BackboneArch, BackboneSpec};
+use convkit::nn::Layer;
 use convkit::runtime::Precision;
 use convkit::workflows::imagenet_predict::{classify_imagenet, imagenet_classifier};
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -71,8 +72,12 @@ fn vgg16_zero_input_matches_torchvision() {
     let net = loaded(BackboneArch::Vgg16, false, &file, |vs| {
         Vgg16::new(&vs.root()).unwrap()
     });
-    let pool5 =
-        tch::no_grad(|| net.forward(&Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu))));
+    let pool5 = tch::no_grad(|| {
+        net.forward(
+            &Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)),
+            false,
+        )
+    });
     assert_eq!(pool5.size(), [1, 512, 7, 7]);
     assert_close(
         &[pool5.sum(Kind::Double).double_value(&[])],
@@ -130,7 +135,7 @@ fn mobilenet_v2_zero_input_matches_torchvision_from_both_files() {
     let folder = models.join("mobilenet_v2_torchvision");
     for file in ["mobilenet_v2.safetensors", "mobilenet_v2-b0353104.pth"] {
         let net = loaded(BackboneArch::MobilenetV2, true, &folder.join(file), |vs| {
-            MobileNetV2::new(&vs.root(), true).unwrap()
+            mobilenet_v2::NETWORK.build(&vs.root(), true).unwrap()
         });
         let logits = tch::no_grad(|| {
             net.forward(
@@ -153,7 +158,7 @@ fn efficientnet_lite0_zero_input_matches_the_reference() {
     let Some(models) = models() else { return };
     let file = models.join(BackboneArch::EfficientnetLite0.weights_file());
     let net = loaded(BackboneArch::EfficientnetLite0, true, &file, |vs| {
-        EfficientNetLite0::new(&vs.root(), true).unwrap()
+        efficientnet_lite0::NETWORK.build(&vs.root(), true).unwrap()
     });
     let logits = tch::no_grad(|| {
         net.forward(

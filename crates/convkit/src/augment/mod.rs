@@ -26,6 +26,55 @@
 //! [`RandomTranslationSpec`]) share a [`FillMode`] and an [`Interpolation`]; random amounts
 //! are [`Factor`]s.
 
+/// Implements [`LayerDescription`](crate::nn::layer::LayerDescription) for an augmentation
+/// spec with inherent `output_shape` and `build` (`build` returning the layer, or a
+/// `Result` of it with `fallible`): parameter-free, active only in training.
+macro_rules! describe_augmentation {
+    ($spec:ty, $class:literal, $examples:expr) => {
+        describe_augmentation!(@impl $spec, $class, $examples, |spec: &$spec| -> $crate::error::Result<_> { Ok(spec.build()) });
+    };
+    ($spec:ty, $class:literal, fallible, $examples:expr) => {
+        describe_augmentation!(@impl $spec, $class, $examples, |spec: &$spec| spec.build());
+    };
+    (@impl $spec:ty, $class:literal, $examples:expr, $build:expr) => {
+        impl $crate::nn::layer::LayerDescription for $spec {
+            fn class_name(&self) -> &'static str {
+                $class
+            }
+
+            fn output_shape(&self, input: &[i64]) -> $crate::error::Result<Vec<i64>> {
+                <$spec>::output_shape(self, input)
+            }
+
+            fn param_counts(
+                &self,
+                _input: &[i64],
+            ) -> $crate::error::Result<$crate::nn::layer::ParamCounts> {
+                Ok($crate::nn::layer::ParamCounts::default())
+            }
+
+            fn build(
+                &self,
+                _vs: tch::nn::Path,
+                input: &[i64],
+                _skip_activation: bool,
+            ) -> $crate::error::Result<Box<dyn $crate::nn::Layer>> {
+                <$spec>::output_shape(self, input)?;
+                let build = $build;
+                Ok(Box::new(build(self)?))
+            }
+
+            fn is_augmentation(&self) -> bool {
+                true
+            }
+
+            fn examples() -> Vec<(Self, Vec<i64>)> {
+                $examples
+            }
+        }
+    };
+}
+
 pub mod affine;
 pub mod factor;
 pub mod fill_mode;
@@ -123,7 +172,9 @@ mod tests {
         assert_eq!(shapes[6], [3, 6, 7]);
         assert_eq!(shapes[7], [4, 4, 5]);
         assert_eq!(spec.output_shape().unwrap(), [2]);
-        assert_eq!(spec.layer_param_counts().unwrap()[..7], [0; 7]);
+        assert!(spec.layer_param_counts().unwrap()[..7]
+            .iter()
+            .all(|c| c.total() == 0));
         let json = serde_json::to_string_pretty(&spec).unwrap();
         assert_eq!(serde_json::from_str::<Sequential>(&json).unwrap(), spec);
     }

@@ -111,6 +111,13 @@ impl Layer for RandomContrast {
     }
 }
 
+describe_augmentation!(
+    RandomContrastSpec,
+    "RandomContrast",
+    fallible,
+    vec![(RandomContrastSpec::new(0.2), vec![3, 5, 5])]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

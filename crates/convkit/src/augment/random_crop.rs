@@ -106,6 +106,13 @@ impl Layer for RandomCrop {
     }
 }
 
+describe_augmentation!(
+    RandomCropSpec,
+    "RandomCrop",
+    fallible,
+    vec![(RandomCropSpec::new(4, 3), vec![3, 6, 5])]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +190,6 @@ mod tests {
         assert_eq!(spec.class_name(), "RandomCrop");
         assert_eq!(spec.name_prefix(), "random_crop");
         assert_eq!(spec.output_shape(&[3, 180, 180]).unwrap(), [3, 150, 160]);
-        assert_eq!(spec.param_count(&[3, 180, 180]), 0);
+        assert_eq!(spec.param_counts(&[3, 180, 180]).unwrap().total(), 0);
     }
 }

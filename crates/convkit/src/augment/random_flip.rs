@@ -91,6 +91,18 @@ impl Layer for RandomFlip {
     }
 }
 
+describe_augmentation!(
+    RandomFlipSpec,
+    "RandomFlip",
+    vec![
+        (RandomFlipSpec::new(FlipMode::Horizontal), vec![3, 5, 6]),
+        (
+            RandomFlipSpec::new(FlipMode::HorizontalAndVertical),
+            vec![1, 4, 4]
+        )
+    ]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +215,7 @@ mod tests {
         assert_eq!(spec.class_name(), "RandomFlip");
         assert_eq!(spec.name_prefix(), "random_flip");
         assert_eq!(spec.output_shape(&[3, 5, 7]).unwrap(), [3, 5, 7]);
-        assert_eq!(spec.param_count(&[3, 5, 7]), 0);
+        assert_eq!(spec.param_counts(&[3, 5, 7]).unwrap().total(), 0);
         assert!(spec.output_shape(&[5, 7]).is_err());
     }
 }

@@ -113,6 +113,13 @@ impl Layer for RandomRotation {
     }
 }
 
+describe_augmentation!(
+    RandomRotationSpec,
+    "RandomRotation",
+    fallible,
+    vec![(RandomRotationSpec::new(0.1), vec![3, 7, 6])]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,13 @@ impl Layer for RandomTranslation {
     }
 }
 
+describe_augmentation!(
+    RandomTranslationSpec,
+    "RandomTranslation",
+    fallible,
+    vec![(RandomTranslationSpec::new(0.1, 0.2), vec![3, 6, 6])]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -131,6 +131,13 @@ impl Layer for RandomZoom {
     }
 }
 
+describe_augmentation!(
+    RandomZoomSpec,
+    "RandomZoom",
+    fallible,
+    vec![(RandomZoomSpec::new(0.2), vec![3, 6, 7])]
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

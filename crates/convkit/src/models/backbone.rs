@@ -4,26 +4,92 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn::Path, Tensor};
 
-use super::efficientnet_lite0::{self, EfficientNetLite0};
-use super::mobilenet_v2::{self, MobileNetV2};
-use super::vgg16::{self, Vgg16};
+use super::{efficientnet_lite0, mobilenet_v2, vgg16};
 use crate::error::{Error, Result};
-use crate::nn::layer::{expect_rank, Layer};
+use crate::nn::layer::{expect_rank, Layer, LayerDescription, ParamCounts};
+use crate::nn::Activation;
 
-/// The pretrained networks convkit knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackboneArch {
-    /// VGG16's convolutional base (14,714,688 parameters; no classifier in the weights).
-    Vgg16,
-    /// MobileNetV2 with its ImageNet classifier (3,504,872 parameters).
-    MobilenetV2,
-    /// EfficientNet-Lite0 with its ImageNet classifier (4,652,008 parameters).
-    EfficientnetLite0,
+/// What a pretrained network is, known without building it: one row of the backbone
+/// table. A new backbone is a file with its network and its row, plus one line in
+/// `register_backbones!` below.
+pub struct BackboneInfo {
+    /// Other spellings [`BackboneArch::from_name`] accepts (dashes always work).
+    pub aliases: &'static [&'static str],
+    /// One line for help texts.
+    pub description: &'static str,
+    /// The weights file, relative to a models folder such as `$CONVKIT_MODELS`.
+    pub weights_file: &'static str,
+    /// The preprocessing its weights were trained with.
+    pub preprocessing: Preprocessing,
+    /// Side of the images it was trained on.
+    pub input_size: i64,
+    /// Whether its weights include the ImageNet classifier.
+    pub has_classifier: bool,
+    /// Its layers, names and shapes.
+    pub network: &'static dyn BackboneNetwork,
 }
 
-/// Names accepted by [`BackboneArch::from_name`].
-pub const BACKBONE_NAMES: &[&str] = &["vgg16", "mobilenet_v2", "efficientnet_lite0"];
+/// A pretrained network's structure: what it computes, what its layers hold, how its
+/// checkpoints name them, and how to build it.
+pub trait BackboneNetwork: Sync {
+    /// Shape of the feature map for an input `(3, h, w)`.
+    fn feature_shape(&self, input: &[i64]) -> Vec<i64>;
+
+    /// Its freezable layers, input to output, with the values in each (the trainable ones,
+    /// and batch-norm statistics apart), counted from its tables without building it.
+    fn layer_param_counts(&self, include_top: bool) -> Vec<(String, ParamCounts)>;
+
+    /// The layer that the parameter `key` (relative to the network) belongs to.
+    fn layer_of(&self, key: &str) -> String;
+
+    /// Where the checkpoint tensor `key` goes (before the classifier is skipped).
+    fn map_key(&self, key: &str) -> KeyMap;
+
+    /// Creates its parameters under `vs`; `include_top` adds the ImageNet classifier.
+    fn build(&self, vs: &Path, include_top: bool) -> Result<Box<dyn Layer>>;
+}
+
+/// Declares [`BackboneArch`] from `Variant = "name" => row` lines.
+macro_rules! register_backbones {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $row:expr, )*) => {
+        /// The pretrained networks convkit knows.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum BackboneArch {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant, )*
+        }
+
+        impl BackboneArch {
+            /// Every backbone, in the table's order.
+            pub const ALL: &'static [BackboneArch] = &[$(BackboneArch::$variant),*];
+
+            /// The name used on the command line, in files and as the layer's name.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( BackboneArch::$variant => $name, )*
+                }
+            }
+
+            /// Its row of the backbone table.
+            pub fn info(&self) -> &'static BackboneInfo {
+                match self {
+                    $( BackboneArch::$variant => &$row, )*
+                }
+            }
+        }
+
+        /// Names accepted by [`BackboneArch::from_name`].
+        pub const BACKBONE_NAMES: &[&str] = &[$($name),*];
+    };
+}
+
+register_backbones! {
+    /// VGG16's convolutional base.
+    Vgg16 = "vgg16" => vgg16::BACKBONE,
+    /// MobileNetV2 with its ImageNet classifier.
+    MobilenetV2 = "mobilenet_v2" => mobilenet_v2::BACKBONE,
+    /// EfficientNet-Lite0 with its ImageNet classifier.
+    EfficientnetLite0 = "efficientnet_lite0" => efficientnet_lite0::BACKBONE,
+}
 
 /// How a network wants its input, from RGB values in `0..=255`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,85 +144,57 @@ pub enum KeyMap {
 }
 
 impl BackboneArch {
-    /// Parses `vgg16`, `mobilenet_v2` or `efficientnet_lite0` (dashes work too).
+    /// Parses a backbone's name (`vgg16`, `mobilenet_v2`, `efficientnet_lite0`; case and
+    /// dashes do not matter) or one of its aliases.
     pub fn from_name(name: &str) -> Result<BackboneArch> {
-        match name.to_ascii_lowercase().replace('-', "_").as_str() {
-            "vgg16" => Ok(BackboneArch::Vgg16),
-            "mobilenet_v2" | "mobilenetv2" => Ok(BackboneArch::MobilenetV2),
-            "efficientnet_lite0" => Ok(BackboneArch::EfficientnetLite0),
-            other => Err(Error::InvalidConfig(format!(
-                "unknown backbone `{other}`; known backbones: {}",
-                BACKBONE_NAMES.join(", ")
-            ))),
-        }
-    }
-
-    /// The name used on the command line, in files and as the layer's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            BackboneArch::Vgg16 => "vgg16",
-            BackboneArch::MobilenetV2 => "mobilenet_v2",
-            BackboneArch::EfficientnetLite0 => "efficientnet_lite0",
-        }
+        let wanted = name.to_ascii_lowercase().replace('-', "_");
+        BackboneArch::ALL
+            .iter()
+            .copied()
+            .find(|arch| arch.name() == wanted || arch.info().aliases.contains(&wanted.as_str()))
+            .ok_or_else(|| {
+                Error::InvalidConfig(format!(
+                    "unknown backbone `{wanted}`; known backbones: {}",
+                    BACKBONE_NAMES.join(", ")
+                ))
+            })
     }
 
     /// The preprocessing its weights were trained with.
     pub fn preprocessing(&self) -> Preprocessing {
-        match self {
-            BackboneArch::Vgg16 | BackboneArch::MobilenetV2 => Preprocessing::ImagenetMeanStd,
-            BackboneArch::EfficientnetLite0 => Preprocessing::Symmetric127,
-        }
+        self.info().preprocessing
     }
 
     /// Whether its weights include the ImageNet classifier.
     pub fn has_classifier(&self) -> bool {
-        !matches!(self, BackboneArch::Vgg16)
+        self.info().has_classifier
     }
 
     /// The weights file, relative to a models folder such as `$CONVKIT_MODELS`.
     pub fn weights_file(&self) -> &'static str {
-        match self {
-            BackboneArch::Vgg16 => "vgg16_convbase_torchvision/vgg16_convbase.safetensors",
-            BackboneArch::MobilenetV2 => "mobilenet_v2_torchvision/mobilenet_v2.safetensors",
-            BackboneArch::EfficientnetLite0 => "efficientnet_lite0/efficientnet_lite0.safetensors",
-        }
+        self.info().weights_file
     }
 
     /// Shape of the feature map for an input `(3, h, w)`.
     pub fn feature_shape(&self, input: &[i64]) -> Vec<i64> {
-        match self {
-            BackboneArch::Vgg16 => vgg16::feature_shape(input),
-            BackboneArch::MobilenetV2 => mobilenet_v2::feature_shape(input),
-            BackboneArch::EfficientnetLite0 => efficientnet_lite0::feature_shape(input),
-        }
+        self.info().network.feature_shape(input)
     }
 
     /// Its layers with parameters, input to output: what `freeze` and `unfreeze` name.
     pub fn layer_names(&self, include_top: bool) -> Vec<String> {
-        match self {
-            BackboneArch::Vgg16 => vgg16::layer_names(),
-            BackboneArch::MobilenetV2 => mobilenet_v2::layer_names(include_top),
-            BackboneArch::EfficientnetLite0 => efficientnet_lite0::layer_names(include_top),
-        }
+        let counts = self.info().network.layer_param_counts(include_top);
+        counts.into_iter().map(|(name, _)| name).collect()
     }
 
     /// The layer (one of [`BackboneArch::layer_names`]) that the parameter `key` belongs
     /// to.
     pub fn layer_of(&self, key: &str) -> String {
-        match self {
-            BackboneArch::Vgg16 => key.split('.').next().unwrap_or(key).to_owned(),
-            BackboneArch::MobilenetV2 => mobilenet_v2::layer_of(key),
-            BackboneArch::EfficientnetLite0 => efficientnet_lite0::layer_of(key),
-        }
+        self.info().network.layer_of(key)
     }
 
     /// Where the checkpoint tensor `key` goes.
     pub fn map_key(&self, key: &str, include_top: bool) -> KeyMap {
-        let mapped = match self {
-            BackboneArch::Vgg16 => vgg16::map_key(key),
-            BackboneArch::MobilenetV2 => mobilenet_v2::map_key(key),
-            BackboneArch::EfficientnetLite0 => efficientnet_lite0::map_key(key),
-        };
+        let mapped = self.info().network.map_key(key);
         let is_head = |name: &str| {
             !include_top
                 && self.has_classifier()
@@ -293,47 +331,39 @@ impl BackboneSpec {
         })
     }
 
-    /// Values in its parameters as (trainable, not trained), the second counting frozen
-    /// layers and batch-norm statistics. Builds the network on the CPU to count.
-    pub fn param_counts(&self) -> (i64, i64) {
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _net = self.build_net(&vs.root()).ok();
-        vs.variables()
-            .iter()
-            .fold((0, 0), |(trained, fixed), (key, t)| {
-                let n = t.numel() as i64;
-                if self.is_trainable(key) {
-                    (trained + n, fixed)
+    /// Values in its parameters, the non-trainable ones counting frozen layers and
+    /// batch-norm statistics; from the backbone table, without building anything.
+    pub fn param_counts(&self) -> ParamCounts {
+        self.architecture
+            .info()
+            .network
+            .layer_param_counts(self.include_top)
+            .into_iter()
+            .map(|(name, counts)| {
+                if self.trainable_layers.contains(&name) {
+                    counts
                 } else {
-                    (trained, fixed + n)
+                    ParamCounts {
+                        trainable: 0,
+                        non_trainable: counts.total(),
+                    }
                 }
             })
+            .sum()
     }
 
     /// Values in the parameters of each of its layers (batch-norm statistics included), in
     /// order, for summaries.
     pub fn layer_param_counts(&self) -> Vec<(String, i64)> {
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _net = self.build_net(&vs.root()).ok();
-        let mut counts: Vec<(String, i64)> =
-            self.layer_names().into_iter().map(|n| (n, 0)).collect();
-        for (key, t) in vs.variables() {
-            let layer = self.architecture.layer_of(&key);
-            if let Some(entry) = counts.iter_mut().find(|(n, _)| *n == layer) {
-                entry.1 += t.numel() as i64;
-            }
-        }
+        let counts = self
+            .architecture
+            .info()
+            .network
+            .layer_param_counts(self.include_top);
         counts
-    }
-
-    fn build_net(&self, vs: &Path) -> Result<Net> {
-        Ok(match self.architecture {
-            BackboneArch::Vgg16 => Net::Vgg16(Vgg16::new(vs)?),
-            BackboneArch::MobilenetV2 => Net::MobilenetV2(MobileNetV2::new(vs, self.include_top)?),
-            BackboneArch::EfficientnetLite0 => {
-                Net::EfficientnetLite0(EfficientNetLite0::new(vs, self.include_top)?)
-            }
-        })
+            .into_iter()
+            .map(|(name, c)| (name, c.total()))
+            .collect()
     }
 
     /// Builds the network under `vs`. Freezing is applied by the model, which owns the
@@ -341,44 +371,75 @@ impl BackboneSpec {
     pub fn build(&self, vs: &Path, input: &[i64]) -> Result<BackboneLayer> {
         self.output_shape(input)?;
         Ok(BackboneLayer {
-            net: self.build_net(vs)?,
+            net: self
+                .architecture
+                .info()
+                .network
+                .build(vs, self.include_top)?,
             preprocessing: self.architecture.preprocessing(),
         })
     }
 }
 
-#[derive(Debug)]
-enum Net {
-    Vgg16(Vgg16),
-    MobilenetV2(MobileNetV2),
-    EfficientnetLite0(EfficientNetLite0),
-}
-
-/// A built [`BackboneSpec`].
+/// A built [`BackboneSpec`]: its preprocessing, then the network.
 #[derive(Debug)]
 pub struct BackboneLayer {
-    net: Net,
+    net: Box<dyn Layer>,
     preprocessing: Preprocessing,
-}
-
-impl BackboneLayer {
-    /// The VGG16 network, when that is what this is (for block outputs, as LPIPS uses).
-    pub fn vgg16(&self) -> Option<&Vgg16> {
-        match &self.net {
-            Net::Vgg16(net) => Some(net),
-            _ => None,
-        }
-    }
 }
 
 impl Layer for BackboneLayer {
     fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
-        let xs = self.preprocessing.apply(xs);
-        match &self.net {
-            Net::Vgg16(net) => net.forward(&xs),
-            Net::MobilenetV2(net) => net.forward(&xs, train),
-            Net::EfficientnetLite0(net) => net.forward(&xs, train),
-        }
+        self.net.forward(&self.preprocessing.apply(xs), train)
+    }
+}
+
+impl LayerDescription for BackboneSpec {
+    fn class_name(&self) -> &'static str {
+        "Functional"
+    }
+
+    fn output_shape(&self, input: &[i64]) -> Result<Vec<i64>> {
+        BackboneSpec::output_shape(self, input)
+    }
+
+    fn param_counts(&self, _input: &[i64]) -> Result<ParamCounts> {
+        Ok(BackboneSpec::param_counts(self))
+    }
+
+    fn build(&self, vs: Path, input: &[i64], _skip_activation: bool) -> Result<Box<dyn Layer>> {
+        // a backbone's head ends in logits already: the softmax is left to predict
+        Ok(Box::new(BackboneSpec::build(self, &vs, input)?))
+    }
+
+    fn is_augmentation(&self) -> bool {
+        false
+    }
+
+    fn activation(&self) -> Option<Activation> {
+        self.include_top.then_some(Activation::Softmax)
+    }
+
+    fn name_prefix(&self) -> Option<&'static str> {
+        Some(self.architecture.name())
+    }
+
+    fn examples() -> Vec<(Self, Vec<i64>)> {
+        let mut tuned = BackboneSpec::frozen_base(BackboneArch::EfficientnetLite0);
+        tuned
+            .unfreeze_last(2)
+            .expect("EfficientNet-Lite0 has two layers to unfreeze");
+        vec![
+            (
+                BackboneSpec::frozen_base(BackboneArch::Vgg16),
+                vec![3, 32, 32],
+            ),
+            (
+                BackboneSpec::classifier(BackboneArch::MobilenetV2).expect("has a classifier"),
+                vec![3, 40, 32],
+            ),
+            (tuned, vec![3, 32, 36]),
+        ]
     }
 }
 
@@ -415,9 +476,15 @@ mod tests {
     #[test]
     fn counts_split_trainable_from_frozen() {
         let mut spec = BackboneSpec::frozen_base(BackboneArch::Vgg16);
-        assert_eq!(spec.param_counts(), (0, 14_714_688));
+        assert_eq!(
+            spec.param_counts(),
+            ParamCounts {
+                trainable: 0,
+                non_trainable: 14_714_688
+            }
+        );
         spec.unfreeze(&["block5".into()]).unwrap();
-        assert_eq!(spec.param_counts().0, 3 * (512 * 512 * 9 + 512));
+        assert_eq!(spec.param_counts().trainable, 3 * (512 * 512 * 9 + 512));
     }
 
     #[test]

@@ -3,16 +3,21 @@
 pub mod backbone;
 pub mod efficientnet_lite0;
 pub mod imagenet;
+pub mod inverted_residual_net;
+pub mod mini_xception;
 pub mod mnist_convnet;
 pub mod mobilenet_v2;
 pub mod pretrained;
+pub mod scratch_model;
 pub mod small_convnet;
 pub mod transfer;
 pub mod vgg16;
 
 pub use backbone::{BackboneArch, BackboneSpec, Preprocessing, BACKBONE_NAMES};
+pub use mini_xception::mini_xception;
 pub use mnist_convnet::mnist_convnet;
-pub use small_convnet::{small_convnet, SmallConvnetOptions};
+pub use scratch_model::{RecipeOptions, ScratchModel};
+pub use small_convnet::small_convnet;
 pub use transfer::{transfer_model, Head, TransferOptions};
 
 use crate::error::{Error, Result};
@@ -22,19 +27,21 @@ use crate::nn::{LayerSpec, Sequential};
 pub const MODEL_NAMES: &[&str] = &[
     "mnist",
     "small-convnet",
+    "mini-xception",
     "vgg16",
     "mobilenet_v2",
     "efficientnet_lite0",
 ];
 
 /// A built-in recipe by name, with its default settings: `mnist` (alias `mnist_convnet`),
-/// `small-convnet` (alias `small_convnet`; 180x180, two classes), or a pretrained network
-/// at 224x224 with every layer trainable (`vgg16`: the convolutional base; `mobilenet_v2`,
+/// `small-convnet` or `mini-xception` (underscores work too; 180x180, two classes), or a
+/// pretrained network at 224x224 with every layer trainable (`vgg16`: the convolutional base; `mobilenet_v2`,
 /// `efficientnet_lite0`: with the ImageNet classifier).
 pub fn by_name(name: &str) -> Result<Sequential> {
     match name {
         "mnist" | "mnist_convnet" | "mnist-convnet" => Ok(mnist_convnet()),
-        "small-convnet" | "small_convnet" => Ok(small_convnet(&SmallConvnetOptions::default())),
+        "small-convnet" | "small_convnet" => Ok(small_convnet(&RecipeOptions::default())),
+        "mini-xception" | "mini_xception" => Ok(mini_xception(&RecipeOptions::default())),
         other if BackboneArch::from_name(other).is_ok() => {
             let arch = BackboneArch::from_name(other)?;
             let mut spec = BackboneSpec {

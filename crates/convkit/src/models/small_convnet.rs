@@ -1,30 +1,7 @@
 //! The chapter's convnet trained from scratch on cats and dogs (sections 2 and 3).
 
-use crate::nn::{Activation, LayerSpec, Sequential};
-
-/// Options of [`small_convnet`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct SmallConvnetOptions {
-    /// Side of the square input images (chapter: 180).
-    pub image_size: i64,
-    /// Number of classes: 2 gives one sigmoid output, more give a softmax.
-    pub classes: usize,
-    /// Dropout rate after Flatten (chapter, section 3: 0.5); `None` for none.
-    pub dropout: Option<f64>,
-    /// Augmentation layers put in front of the model, active only in training.
-    pub augmentation: Vec<LayerSpec>,
-}
-
-impl Default for SmallConvnetOptions {
-    fn default() -> Self {
-        SmallConvnetOptions {
-            image_size: 180,
-            classes: 2,
-            dropout: None,
-            augmentation: Vec::new(),
-        }
-    }
-}
+use super::scratch_model::RecipeOptions;
+use crate::nn::{Activation, Sequential};
 
 /// [augmentation] -> Rescaling(1/255) -> Conv2D 32 -> MaxPool -> Conv2D 64 -> MaxPool ->
 /// Conv2D 128 -> MaxPool -> Conv2D 256 -> MaxPool -> Conv2D 256 -> Flatten -> [Dropout] ->
@@ -34,7 +11,7 @@ impl Default for SmallConvnetOptions {
 /// # Shapes
 /// - input: `(batch, 3, size, size)` bytes
 /// - output: `(batch, 1)` for two classes, `(batch, classes)` otherwise
-pub fn small_convnet(options: &SmallConvnetOptions) -> Sequential {
+pub fn small_convnet(options: &RecipeOptions) -> Sequential {
     let size = options.image_size;
     let mut spec = Sequential::new("small_convnet", [3, size, size]);
     for layer in &options.augmentation {
@@ -60,7 +37,7 @@ mod tests {
 
     #[test]
     fn has_the_chapter_parameter_count() {
-        let spec = small_convnet(&SmallConvnetOptions::default());
+        let spec = small_convnet(&RecipeOptions::default());
         assert_eq!(spec.param_count().unwrap(), 991_041);
         let shapes = spec.output_shapes().unwrap();
         assert_eq!(shapes[shapes.len() - 3], [256, 7, 7]);
@@ -69,7 +46,7 @@ mod tests {
 
     #[test]
     fn dropout_and_classes_change_the_head() {
-        let options = SmallConvnetOptions {
+        let options = RecipeOptions {
             dropout: Some(0.5),
             classes: 5,
             ..Default::default()

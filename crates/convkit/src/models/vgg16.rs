@@ -9,9 +9,10 @@
 
 use tch::{nn::Path, Tensor};
 
-use super::backbone::KeyMap;
+use super::backbone::{BackboneInfo, BackboneNetwork, KeyMap, Preprocessing};
 use crate::error::Result;
 use crate::nn::init::glorot_uniform;
+use crate::nn::{Layer, ParamCounts};
 
 /// Output channels of each block, and its number of convolutions.
 const BLOCKS: [(i64, usize); 5] = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)];
@@ -120,13 +121,64 @@ impl Vgg16 {
         }
         outputs
     }
+}
 
+impl Layer for Vgg16 {
     /// The feature map after the last pool.
-    pub fn forward(&self, xs: &Tensor) -> Tensor {
+    fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
         let last = self.block_outputs(xs).pop().expect("five blocks");
         last.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
     }
 }
+
+/// VGG16's convolutional base as a backbone.
+pub struct Vgg16Network;
+
+impl BackboneNetwork for Vgg16Network {
+    fn feature_shape(&self, input: &[i64]) -> Vec<i64> {
+        feature_shape(input)
+    }
+
+    /// The 13 convolutions: `3 * 3 * in * out` kernel values and `out` biases each.
+    fn layer_param_counts(&self, _include_top: bool) -> Vec<(String, ParamCounts)> {
+        let mut in_channels = 3;
+        let channels = BLOCKS
+            .iter()
+            .flat_map(|&(out, convs)| std::iter::repeat_n(out, convs));
+        layer_names()
+            .into_iter()
+            .zip(channels)
+            .map(|(name, out)| {
+                let count = 9 * in_channels * out + out;
+                in_channels = out;
+                (name, ParamCounts::trainable(count))
+            })
+            .collect()
+    }
+
+    fn layer_of(&self, key: &str) -> String {
+        key.split('.').next().unwrap_or(key).to_owned()
+    }
+
+    fn map_key(&self, key: &str) -> KeyMap {
+        map_key(key)
+    }
+
+    fn build(&self, vs: &Path, _include_top: bool) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Vgg16::new(vs)?))
+    }
+}
+
+/// Its row of the backbone table.
+pub static BACKBONE: BackboneInfo = BackboneInfo {
+    aliases: &[],
+    description: "VGG16's convolutional base (14,714,688 parameters; no classifier in the weights)",
+    weights_file: "vgg16_convbase_torchvision/vgg16_convbase.safetensors",
+    preprocessing: Preprocessing::ImagenetMeanStd,
+    input_size: 224,
+    has_classifier: false,
+    network: &Vgg16Network,
+};
 
 #[cfg(test)]
 mod tests {
@@ -139,11 +191,20 @@ mod tests {
         let net = Vgg16::new(&vs.root()).unwrap();
         let count: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
         assert_eq!(count, 14_714_688);
+        let declared: i64 = Vgg16Network
+            .layer_param_counts(false)
+            .iter()
+            .map(|(_, c)| c.total())
+            .sum();
+        assert_eq!(declared, count);
         assert_eq!(vs.variables().len(), 26);
         assert_eq!(feature_shape(&[3, 180, 180]), [512, 5, 5]);
         assert_eq!(feature_shape(&[3, 150, 150]), [512, 4, 4]);
         let ys = tch::no_grad(|| {
-            net.forward(&Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu)))
+            net.forward(
+                &Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu)),
+                false,
+            )
         });
         assert_eq!(ys.size(), [1, 512, 2, 2]);
     }

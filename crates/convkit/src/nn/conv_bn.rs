@@ -4,6 +4,8 @@ use tch::{nn::Path, Tensor};
 
 use super::batch_norm::BatchNorm2d;
 use super::init::glorot_uniform;
+use super::layer::{Layer, ParamCounts};
+use super::padding::same_input;
 use crate::error::Result;
 
 /// How a backbone's convolutions pad their input.
@@ -78,6 +80,17 @@ impl ConvBnSpec {
             ..self
         }
     }
+
+    /// Values in the kernel and the batch norm's scale and shift (trainable), and in its
+    /// statistics (not), known without building.
+    pub fn param_counts(&self) -> ParamCounts {
+        let in_per_group = if self.depthwise { 1 } else { self.in_channels };
+        let k = self.kernel_size;
+        ParamCounts {
+            trainable: self.out_channels * in_per_group * k * k + 2 * self.out_channels,
+            non_trainable: 2 * self.out_channels,
+        }
+    }
 }
 
 /// A built [`ConvBnSpec`]: `conv` (no bias) and `bn` under their own names.
@@ -106,9 +119,22 @@ impl ConvBn {
         })
     }
 
+    fn convolve(&self, xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        let s = &self.spec;
+        let groups = if s.depthwise { s.in_channels } else { 1 };
+        let symmetric = (s.kernel_size - 1) / 2;
+        let (xs, pad) = match s.padding {
+            BorderPadding::Symmetric => (xs.shallow_clone(), [symmetric, symmetric]),
+            BorderPadding::TfSame => same_input(xs, s.kernel_size, s.stride, 0.0),
+        };
+        xs.conv2d(kernel, bias, [s.stride, s.stride], pad, [1, 1], groups)
+    }
+}
+
+impl Layer for ConvBn {
     /// Convolution, batch norm, then ReLU6 when the spec says so. The batch norm is folded
     /// into the convolution ([`BatchNorm2d::fold_into`]): one convolution with a bias.
-    pub fn forward(&self, xs: &Tensor) -> Tensor {
+    fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
         let (kernel, bias) = self.bn.fold_into(&self.weight);
         let ys = self.convolve(xs, &kernel, Some(&bias));
         if self.spec.relu6 {
@@ -117,85 +143,13 @@ impl ConvBn {
             ys
         }
     }
-
-    fn convolve(&self, xs: &Tensor, kernel: &Tensor, bias: Option<&Tensor>) -> Tensor {
-        let s = &self.spec;
-        let groups = if s.depthwise { s.in_channels } else { 1 };
-        let symmetric = (s.kernel_size - 1) / 2;
-        let (xs, pad) = match s.padding {
-            BorderPadding::Symmetric => (xs.shallow_clone(), [symmetric, symmetric]),
-            BorderPadding::TfSame => {
-                let size = xs.size();
-                let (th, tw) = (
-                    tf_same_total(size[2], s.kernel_size, s.stride),
-                    tf_same_total(size[3], s.kernel_size, s.stride),
-                );
-                if th % 2 == 0 && tw % 2 == 0 {
-                    // As much before as after (every stride-1 layer): the convolution pads
-                    // itself, without a padded copy of the feature map.
-                    (xs.shallow_clone(), [th / 2, tw / 2])
-                } else {
-                    (tf_same_pad(xs, s.kernel_size, s.stride), [0, 0])
-                }
-            }
-        };
-        xs.conv2d(kernel, bias, [s.stride, s.stride], pad, [1, 1], groups)
-    }
-}
-
-/// Total padding TensorFlow's `SAME` adds along an axis of `n` values.
-fn tf_same_total(n: i64, kernel: i64, stride: i64) -> i64 {
-    let out = (n + stride - 1) / stride;
-    ((out - 1) * stride + kernel - n).max(0)
-}
-
-/// Zero-pads `xs` as TensorFlow's `SAME` would before a convolution without padding.
-fn tf_same_pad(xs: &Tensor, kernel: i64, stride: i64) -> Tensor {
-    let size = xs.size();
-    let (h, w) = (size[2], size[3]);
-    let (th, tw) = (
-        tf_same_total(h, kernel, stride),
-        tf_same_total(w, kernel, stride),
-    );
-    if th == 0 && tw == 0 {
-        return xs.shallow_clone();
-    }
-    xs.constant_pad_nd([tw / 2, tw - tw / 2, th / 2, th - th / 2])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::padding::same_total;
     use tch::{nn::VarStore, Device, Kind};
-
-    #[test]
-    fn tf_same_puts_the_extra_pixel_after() {
-        assert_eq!(tf_same_total(224, 3, 2), 1);
-        assert_eq!(tf_same_total(224, 5, 2), 3);
-        assert_eq!(tf_same_total(7, 3, 1), 2);
-        let xs = Tensor::ones([1, 1, 4, 4], (Kind::Float, Device::Cpu));
-        let padded = tf_same_pad(&xs, 3, 2);
-        assert_eq!(padded.size(), [1, 1, 5, 5]);
-        // the single pad row and column are at the bottom and right
-        assert_eq!(
-            padded
-                .get(0)
-                .get(0)
-                .get(0)
-                .sum(Kind::Float)
-                .double_value(&[]),
-            4.0
-        );
-        assert_eq!(
-            padded
-                .get(0)
-                .get(0)
-                .get(4)
-                .sum(Kind::Float)
-                .double_value(&[]),
-            0.0
-        );
-    }
 
     /// A layer of `spec` whose convolution lives under `name` and batch norm under
     /// `<name>_bn` in `vs`.
@@ -235,7 +189,7 @@ mod tests {
                 .bn
                 .forward(&layer.convolve(&xs, &layer.weight, None))
                 .clamp(0.0, 6.0);
-            let folded = layer.forward(&xs);
+            let folded = layer.forward(&xs, false);
             let diff = (&folded - &unfolded).abs().max().double_value(&[]);
             assert!(diff < 1e-5, "depthwise {depthwise}: max difference {diff}");
         }
@@ -252,7 +206,10 @@ mod tests {
             let name = format!("k{kernel}s{stride}n{side}");
             let layer = conv_bn_named(&vs, &name, spec);
             let xs = Tensor::randn([1, 4, side, side], (Kind::Float, Device::Cpu));
-            let explicit = tf_same_pad(&xs, kernel, stride).conv2d(
+            let total = same_total(side, kernel, stride);
+            let padded =
+                xs.constant_pad_nd([total / 2, total - total / 2, total / 2, total - total / 2]);
+            let explicit = padded.conv2d(
                 &layer.weight,
                 None::<&Tensor>,
                 [stride, stride],
@@ -281,7 +238,10 @@ mod tests {
                 bn_eps: 1e-3,
             };
             let layer = ConvBn::new(&vs.root().sub("c"), &vs.root().sub("b"), spec).unwrap();
-            let ys = layer.forward(&Tensor::randn([2, 8, 45, 45], (Kind::Float, Device::Cpu)));
+            let ys = layer.forward(
+                &Tensor::randn([2, 8, 45, 45], (Kind::Float, Device::Cpu)),
+                false,
+            );
             assert_eq!(ys.size(), [2, 8, 23, 23]);
             assert!(ys.max().double_value(&[]) <= 6.0 && ys.min().double_value(&[]) >= 0.0);
         }

@@ -5,7 +5,7 @@ use tch::{nn::Path, Tensor};
 
 use super::activation::Activation;
 use super::init::glorot_uniform;
-use super::layer::{expect_rank, Layer};
+use super::layer::{expect_rank, Layer, LayerDescription, ParamCounts};
 use crate::error::{Error, Result};
 
 /// Description of a dense layer with `units` outputs.
@@ -71,6 +71,45 @@ impl Layer for Dense {
     fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
         self.activation
             .apply_owned(xs.linear(&self.weight, Some(&self.bias)))
+    }
+}
+
+impl LayerDescription for DenseSpec {
+    fn class_name(&self) -> &'static str {
+        "Dense"
+    }
+
+    fn output_shape(&self, input: &[i64]) -> Result<Vec<i64>> {
+        DenseSpec::output_shape(self, input)
+    }
+
+    fn param_counts(&self, input: &[i64]) -> Result<ParamCounts> {
+        Ok(ParamCounts::trainable(self.param_count(input)))
+    }
+
+    fn build(&self, vs: Path, input: &[i64], skip_activation: bool) -> Result<Box<dyn Layer>> {
+        let activation = if skip_activation {
+            Activation::Linear
+        } else {
+            self.activation
+        };
+        Ok(Box::new(DenseSpec::build(self, vs, input, activation)?))
+    }
+
+    fn is_augmentation(&self) -> bool {
+        false
+    }
+
+    fn activation(&self) -> Option<Activation> {
+        Some(self.activation)
+    }
+
+    fn examples() -> Vec<(Self, Vec<i64>)> {
+        let dense = |units, activation| DenseSpec { units, activation };
+        vec![
+            (dense(3, Activation::Relu), vec![7]),
+            (dense(5, Activation::Softmax), vec![4]),
+        ]
     }
 }
 

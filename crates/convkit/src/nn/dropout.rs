@@ -1,9 +1,9 @@
 //! Dropout, as Keras' `Dropout`: active only while training.
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{nn::Path, Tensor};
 
-use super::layer::Layer;
+use super::layer::{Layer, LayerDescription, ParamCounts};
 use crate::error::{Error, Result};
 
 /// Description of a dropout that zeroes each value with probability `rate` during training
@@ -39,6 +39,35 @@ pub struct Dropout {
 impl Layer for Dropout {
     fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
         xs.dropout(self.rate, train)
+    }
+}
+
+impl LayerDescription for DropoutSpec {
+    fn class_name(&self) -> &'static str {
+        "Dropout"
+    }
+
+    fn output_shape(&self, input: &[i64]) -> Result<Vec<i64>> {
+        Ok(input.to_vec())
+    }
+
+    fn param_counts(&self, _input: &[i64]) -> Result<ParamCounts> {
+        Ok(ParamCounts::default())
+    }
+
+    fn build(&self, _vs: Path, _input: &[i64], _skip_activation: bool) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(DropoutSpec::build(self)?))
+    }
+
+    fn is_augmentation(&self) -> bool {
+        false
+    }
+
+    fn examples() -> Vec<(Self, Vec<i64>)> {
+        vec![
+            (DropoutSpec { rate: 0.5 }, vec![12]),
+            (DropoutSpec { rate: 0.0 }, vec![2, 3, 3]),
+        ]
     }
 }
 

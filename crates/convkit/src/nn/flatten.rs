@@ -1,25 +1,53 @@
-//! Flattening of all axes but the batch axis, as Keras' `Flatten`.
+//! Flattening each sample to one axis, as Keras' `Flatten`.
 
-use tch::Tensor;
+use serde::{Deserialize, Serialize};
+use tch::{nn::Path, Tensor};
 
-use super::layer::Layer;
+use super::layer::{Layer, LayerDescription, ParamCounts};
+use crate::error::Result;
 
-/// Output shape of [`Flatten`]: one axis holding every value of a sample.
+/// Description of a flatten: `(channels, height, width)` becomes `channels * height *
+/// width` values, in that order.
 ///
 /// # Shapes
-/// - input: `(batch, d1, d2, ...)`
-/// - output: `(batch, d1 * d2 * ...)`
-pub fn flatten_output_shape(input: &[i64]) -> Vec<i64> {
-    vec![input.iter().product()]
-}
+/// - input: `(batch, ...)`
+/// - output: `(batch, product of the other axes)`
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlattenSpec {}
 
-/// The built flatten layer.
+/// The built layer.
 #[derive(Debug)]
 pub struct Flatten;
 
 impl Layer for Flatten {
     fn forward(&self, xs: &Tensor, _train: bool) -> Tensor {
         xs.flatten(1, -1)
+    }
+}
+
+impl LayerDescription for FlattenSpec {
+    fn class_name(&self) -> &'static str {
+        "Flatten"
+    }
+
+    fn output_shape(&self, input: &[i64]) -> Result<Vec<i64>> {
+        Ok(vec![input.iter().product()])
+    }
+
+    fn param_counts(&self, _input: &[i64]) -> Result<ParamCounts> {
+        Ok(ParamCounts::default())
+    }
+
+    fn build(&self, _vs: Path, _input: &[i64], _skip_activation: bool) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Flatten))
+    }
+
+    fn is_augmentation(&self) -> bool {
+        false
+    }
+
+    fn examples() -> Vec<(Self, Vec<i64>)> {
+        vec![(FlattenSpec {}, vec![4, 3, 3]), (FlattenSpec {}, vec![5])]
     }
 }
 
@@ -30,7 +58,7 @@ mod tests {
 
     #[test]
     fn keeps_the_batch_axis() {
-        assert_eq!(flatten_output_shape(&[128, 3, 3]), [1152]);
+        assert_eq!(FlattenSpec {}.output_shape(&[128, 3, 3]).unwrap(), [1152]);
         let ys = Flatten.forward(
             &Tensor::zeros([2, 128, 3, 3], (Kind::Float, Device::Cpu)),
             false,

@@ -4,6 +4,7 @@
 use tch::Tensor;
 
 use super::conv_bn::ConvBn;
+use super::layer::Layer;
 
 /// A built block, from its three convolutions (each network names them its own way).
 ///
@@ -30,14 +31,17 @@ impl InvertedResidual {
             residual,
         }
     }
+}
 
-    /// Runs the block.
-    pub fn forward(&self, xs: &Tensor) -> Tensor {
+impl Layer for InvertedResidual {
+    fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
         let hidden = match &self.expand {
-            Some(expand) => expand.forward(xs),
+            Some(expand) => expand.forward(xs, train),
             None => xs.shallow_clone(),
         };
-        let ys = self.project.forward(&self.depthwise.forward(&hidden));
+        let ys = self
+            .project
+            .forward(&self.depthwise.forward(&hidden, train), train);
         if self.residual {
             ys + xs
         } else {

@@ -1,10 +1,14 @@
 //! Layers and the sequential model description.
 //!
-//! Each layer has a *spec* (a small serialisable description, which knows its output shape
-//! and parameter count) and a built form implementing [`Layer`].
+//! Each layer has a *spec* (a small serialisable description implementing
+//! [`LayerDescription`], which knows its output shape and parameter counts without being
+//! built) and a built form implementing [`Layer`]. [`LayerSpec`] is the registry of them
+//! all; a new layer is one file plus one line there.
 
 pub mod activation;
+pub mod activation_layer;
 pub mod batch_norm;
+pub mod batch_normalization;
 pub mod conv2d;
 pub mod conv_bn;
 pub mod dense;
@@ -16,18 +20,28 @@ pub mod inverted_residual;
 pub mod layer;
 pub mod layer_spec;
 pub mod max_pool2d;
+pub mod padding;
 pub mod pooled_classifier;
 pub mod rescaling;
+pub mod residual;
+pub mod separable_conv2d;
 pub mod sequential;
 pub mod summary;
 
 pub use activation::Activation;
-pub use conv2d::{Conv2dSpec, Padding};
+pub use activation_layer::ActivationSpec;
+pub use batch_normalization::BatchNormalizationSpec;
+pub use conv2d::Conv2dSpec;
 pub use dense::DenseSpec;
 pub use dropout::DropoutSpec;
-pub use layer::Layer;
+pub use flatten::FlattenSpec;
+pub use global_average_pooling2d::GlobalAveragePooling2dSpec;
+pub use layer::{Layer, LayerDescription, ParamCounts};
 pub use layer_spec::LayerSpec;
 pub use max_pool2d::MaxPool2dSpec;
+pub use padding::Padding;
 pub use rescaling::RescalingSpec;
+pub use residual::ResidualSpec;
+pub use separable_conv2d::SeparableConv2dSpec;
 pub use sequential::{NamedLayer, Sequential};
 pub use summary::Summary;

@@ -3,6 +3,7 @@
 use tch::{nn::Path, Tensor};
 
 use super::init::glorot_uniform;
+use super::layer::Layer;
 use crate::error::Result;
 
 /// A built head with `weight` `(classes, channels)` and `bias` `(classes)`.
@@ -31,8 +32,15 @@ impl PooledClassifier {
         })
     }
 
+    /// Values in the weight and bias, known without building.
+    pub fn param_count(channels: i64, classes: i64) -> i64 {
+        channels * classes + classes
+    }
+}
+
+impl Layer for PooledClassifier {
     /// Logits of a feature map.
-    pub fn forward(&self, features: &Tensor, train: bool) -> Tensor {
+    fn forward(&self, features: &Tensor, train: bool) -> Tensor {
         features
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)

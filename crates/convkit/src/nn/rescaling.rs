@@ -1,9 +1,10 @@
 //! Input scaling, as Keras' `Rescaling`: `x * scale + offset`, computed in float.
 
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{nn::Path, Tensor};
 
-use super::layer::Layer;
+use super::layer::{Layer, LayerDescription, ParamCounts};
+use crate::error::Result;
 
 /// Description of a rescaling; `Rescaling(1/255)` turns bytes into `[0, 1]`.
 ///
@@ -47,6 +48,47 @@ impl Layer for Rescaling {
         } else {
             ys + self.offset
         }
+    }
+}
+
+impl LayerDescription for RescalingSpec {
+    fn class_name(&self) -> &'static str {
+        "Rescaling"
+    }
+
+    fn output_shape(&self, input: &[i64]) -> Result<Vec<i64>> {
+        Ok(input.to_vec())
+    }
+
+    fn param_counts(&self, _input: &[i64]) -> Result<ParamCounts> {
+        Ok(ParamCounts::default())
+    }
+
+    fn build(&self, _vs: Path, _input: &[i64], _skip_activation: bool) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(RescalingSpec::build(self)))
+    }
+
+    fn is_augmentation(&self) -> bool {
+        false
+    }
+
+    fn examples() -> Vec<(Self, Vec<i64>)> {
+        vec![
+            (
+                RescalingSpec {
+                    scale: 1.0 / 255.0,
+                    offset: 0.0,
+                },
+                vec![3, 4, 5],
+            ),
+            (
+                RescalingSpec {
+                    scale: 2.0,
+                    offset: -1.0,
+                },
+                vec![6],
+            ),
+        ]
     }
 }
 

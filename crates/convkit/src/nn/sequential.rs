@@ -6,6 +6,9 @@ use super::activation::Activation;
 use super::conv2d::Conv2dSpec;
 use super::dense::DenseSpec;
 use super::dropout::DropoutSpec;
+use super::flatten::FlattenSpec;
+use super::global_average_pooling2d::GlobalAveragePooling2dSpec;
+use super::layer::ParamCounts;
 use super::layer_spec::LayerSpec;
 use super::max_pool2d::MaxPool2dSpec;
 use super::rescaling::RescalingSpec;
@@ -20,6 +23,37 @@ pub struct NamedLayer {
     /// What the layer is.
     #[serde(flatten)]
     pub spec: LayerSpec,
+}
+
+/// The name Keras gives a new layer of `spec` after `existing`: its prefix, then `_1`,
+/// `_2`, ... for the second and later layers with that prefix.
+pub(crate) fn keras_name(existing: &[NamedLayer], spec: &LayerSpec) -> String {
+    let prefix = spec.name_prefix();
+    let taken = existing
+        .iter()
+        .filter(|l| l.spec.name_prefix() == prefix)
+        .count();
+    if taken == 0 {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}_{taken}")
+    }
+}
+
+/// The output shape after each of `layers`, in order, for an `input`; an error names the
+/// first layer that does not fit its input.
+pub(crate) fn chain_shapes(layers: &[NamedLayer], input: &[i64]) -> Result<Vec<Vec<i64>>> {
+    let mut shape = input.to_vec();
+    layers
+        .iter()
+        .map(|layer| {
+            shape = layer
+                .spec
+                .output_shape(&shape)
+                .map_err(|e| Error::InvalidConfig(format!("layer `{}`: {e}", layer.name)))?;
+            Ok(shape.clone())
+        })
+        .collect()
 }
 
 /// The architecture of a sequential model: an input shape and layers, serialisable to the
@@ -61,18 +95,9 @@ impl Sequential {
 
     /// Appends a layer, named as Keras would (`dense`, `dense_1`, ...).
     #[allow(clippy::should_implement_trait)] // Keras' name for it; not an arithmetic `+`.
-    pub fn add(mut self, spec: LayerSpec) -> Self {
-        let prefix = spec.name_prefix();
-        let taken = self
-            .layers
-            .iter()
-            .filter(|l| l.spec.name_prefix() == prefix)
-            .count();
-        let name = if taken == 0 {
-            prefix.to_owned()
-        } else {
-            format!("{prefix}_{taken}")
-        };
+    pub fn add(mut self, spec: impl Into<LayerSpec>) -> Self {
+        let spec = spec.into();
+        let name = keras_name(&self.layers, &spec);
         self.layers.push(NamedLayer { name, spec });
         self
     }
@@ -98,7 +123,7 @@ impl Sequential {
 
     /// Appends a flatten.
     pub fn flatten(self) -> Self {
-        self.add(LayerSpec::Flatten)
+        self.add(FlattenSpec {})
     }
 
     /// Appends a dropout of `rate`.
@@ -108,7 +133,7 @@ impl Sequential {
 
     /// Appends a global average pooling.
     pub fn global_average_pooling2d(self) -> Self {
-        self.add(LayerSpec::GlobalAveragePooling2d)
+        self.add(GlobalAveragePooling2dSpec {})
     }
 
     /// Appends a dense layer.
@@ -129,17 +154,7 @@ impl Sequential {
     /// The output shape of every layer, in order; fails on the first layer that does not
     /// fit its input.
     pub fn output_shapes(&self) -> Result<Vec<Vec<i64>>> {
-        let mut shape = self.input_shape.clone();
-        self.layers
-            .iter()
-            .map(|layer| {
-                shape = layer
-                    .spec
-                    .output_shape(&shape)
-                    .map_err(|e| Error::InvalidConfig(format!("layer `{}`: {e}", layer.name)))?;
-                Ok(shape.clone())
-            })
-            .collect()
+        chain_shapes(&self.layers, &self.input_shape)
     }
 
     /// Shape of one output sample.
@@ -150,21 +165,20 @@ impl Sequential {
             .unwrap_or_else(|| self.input_shape.clone()))
     }
 
-    /// Number of trainable values of every layer, in order.
-    pub fn layer_param_counts(&self) -> Result<Vec<i64>> {
+    /// Values in the parameters of every layer, in order, trainable and not.
+    pub fn layer_param_counts(&self) -> Result<Vec<ParamCounts>> {
         let shapes = self.output_shapes()?;
         let inputs = std::iter::once(&self.input_shape).chain(shapes.iter());
-        Ok(self
-            .layers
+        self.layers
             .iter()
             .zip(inputs)
-            .map(|(l, input)| l.spec.param_count(input))
-            .collect())
+            .map(|(l, input)| l.spec.param_counts(input))
+            .collect()
     }
 
     /// Total number of trainable values.
     pub fn param_count(&self) -> Result<i64> {
-        Ok(self.layer_param_counts()?.iter().sum())
+        Ok(self.layer_param_counts()?.iter().map(|c| c.trainable).sum())
     }
 
     /// The final activation when it turns logits into probabilities (softmax or sigmoid).
@@ -247,10 +261,13 @@ mod tests {
             vec![10],
         ];
         assert_eq!(shapes, expected);
-        assert_eq!(
-            spec.layer_param_counts().unwrap(),
-            [320, 0, 18_496, 0, 73_856, 0, 11_530]
-        );
+        let counts: Vec<i64> = spec
+            .layer_param_counts()
+            .unwrap()
+            .iter()
+            .map(|c| c.trainable)
+            .collect();
+        assert_eq!(counts, [320, 0, 18_496, 0, 73_856, 0, 11_530]);
         assert_eq!(spec.param_count().unwrap(), 104_202);
     }
 

@@ -1,6 +1,7 @@
 //! Keras-style summary table of a model: layer, output shape, parameters.
 
 use super::layer_spec::LayerSpec;
+use super::residual::ResidualSpec;
 use super::sequential::Sequential;
 use crate::error::Result;
 
@@ -56,21 +57,29 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Summarises a sequential model from its description alone (nothing is built).
+    /// Summarises a sequential model from its description alone (nothing is built). The
+    /// layers of a residual block and of a pretrained network follow their block's row,
+    /// indented.
     pub fn of(spec: &Sequential) -> Result<Summary> {
         let shapes = spec.output_shapes()?;
         let counts = spec.layer_param_counts()?;
+        let inputs = std::iter::once(&spec.input_shape).chain(shapes.iter());
         let mut rows = Vec::new();
-        for (layer, (shape, &params)) in spec.layers.iter().zip(shapes.iter().zip(&counts)) {
-            let non_trainable = layer.spec.non_trainable_param_count();
+        for ((layer, input), (shape, params)) in spec
+            .layers
+            .iter()
+            .zip(inputs)
+            .zip(shapes.iter().zip(&counts))
+        {
             rows.push(SummaryRow {
                 layer: format!("{} ({})", layer.name, layer.spec.class_name()),
                 output_shape: shape_text(shape),
-                params: params + non_trainable,
+                params: params.total(),
             });
-            // a pretrained network also lists its own layers, which freezing names
-            if let LayerSpec::Backbone(backbone) = &layer.spec {
-                rows.extend(
+            match &layer.spec {
+                LayerSpec::Residual(block) => rows.extend(residual_rows(block, input)?),
+                // a pretrained network lists its own layers, which freezing names
+                LayerSpec::Backbone(backbone) => rows.extend(
                     backbone
                         .layer_param_counts()
                         .into_iter()
@@ -86,18 +95,15 @@ impl Summary {
                             output_shape: String::new(),
                             params,
                         }),
-                );
+                ),
+                _ => {}
             }
         }
         Ok(Summary {
             name: spec.name.clone(),
             rows,
-            trainable_params: counts.iter().sum(),
-            non_trainable_params: spec
-                .layers
-                .iter()
-                .map(|l| l.spec.non_trainable_param_count())
-                .sum(),
+            trainable_params: counts.iter().map(|c| c.trainable).sum(),
+            non_trainable_params: counts.iter().map(|c| c.non_trainable).sum(),
         })
     }
 
@@ -105,6 +111,29 @@ impl Summary {
     pub fn total_params(&self) -> i64 {
         self.trainable_params + self.non_trainable_params
     }
+}
+
+/// Indented rows for the layers of a residual block taking `input`, then its projection.
+fn residual_rows(block: &ResidualSpec, input: &[i64]) -> Result<Vec<SummaryRow>> {
+    let mut rows = Vec::new();
+    let mut shape = input.to_vec();
+    for layer in &block.layers {
+        let params = layer.spec.param_counts(&shape)?.total();
+        shape = layer.spec.output_shape(&shape)?;
+        rows.push(SummaryRow {
+            layer: format!("  {} ({})", layer.name, layer.spec.class_name()),
+            output_shape: shape_text(&shape),
+            params,
+        });
+    }
+    if shape != input {
+        rows.push(SummaryRow {
+            layer: "  projection (Conv2D)".into(),
+            output_shape: shape_text(&shape),
+            params: input[0] * shape[0],
+        });
+    }
+    Ok(rows)
 }
 
 /// `(None, 32, 26, 26)`: a per-sample shape with the batch axis in front.

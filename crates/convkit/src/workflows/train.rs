@@ -16,8 +16,9 @@ use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::models::pretrained::locate_weights;
-use crate::models::small_convnet::{small_convnet, SmallConvnetOptions};
-use crate::models::{transfer_model, BackboneArch, Head, TransferOptions};
+use crate::models::{
+    transfer_model, BackboneArch, Head, RecipeOptions, ScratchModel, TransferOptions,
+};
 use crate::nn::{LayerSpec, Sequential};
 use crate::runtime::Precision;
 use crate::train::{
@@ -32,6 +33,10 @@ pub struct TrainJob {
     pub data_dir: PathBuf,
     /// The run folder to write.
     pub out_dir: PathBuf,
+    /// The architecture trained from scratch when there is no `base` (chapter: the small
+    /// convnet).
+    #[serde(default)]
+    pub model: ScratchModel,
     /// Side of the square images the model sees (chapter: 180).
     pub image_size: u32,
     /// How images are decoded and resized (size is taken from `image_size`).
@@ -98,6 +103,7 @@ impl TrainJob {
         TrainJob {
             data_dir,
             out_dir,
+            model: ScratchModel::SmallConvnet,
             image_size: 180,
             crop_to_aspect_ratio: false,
             antialias: false,
@@ -491,7 +497,7 @@ fn build_model(
         return Ok((model, None));
     }
     let Some(arch) = job.base else {
-        let spec = small_convnet(&SmallConvnetOptions {
+        let spec = job.model.build(&RecipeOptions {
             image_size: job.image_size as i64,
             classes: classes.len(),
             dropout: job.dropout,
