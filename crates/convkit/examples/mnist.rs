@@ -10,7 +10,7 @@
 use convkit::data::mnist::{load_mnist_datasets, locate_mnist};
 use convkit::nn::{Activation, Sequential};
 use convkit::runtime::Precision;
-use convkit::train::FitConfig;
+use convkit::train::{FitConfig, ProgressBars};
 use convkit::Model;
 
 fn main() -> convkit::Result<()> {
@@ -41,11 +41,15 @@ fn main() -> convkit::Result<()> {
     let config = FitConfig {
         epochs,
         batch_size: 64,
-        progress: true,
         precision: Some(precision),
         ..FitConfig::default()
     };
-    model.fit(&train.take(limit), None, &config, &mut [])?;
+    model.fit(
+        &train.take(limit),
+        None,
+        &config,
+        &mut [&mut ProgressBars::new()],
+    )?;
 
     let result = model.evaluate(&test, 1000)?;
     println!(

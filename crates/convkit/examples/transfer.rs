@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use convkit::data::image_folder::{ImageFolder, ImageOptions};
 use convkit::models::pretrained::locate_weights;
 use convkit::models::{transfer_model, BackboneArch, TransferOptions};
-use convkit::train::{FitConfig, Optimizer};
+use convkit::train::{FitConfig, Optimizer, ProgressBars};
 use convkit::workflows::features::FeatureCache;
 use convkit::workflows::transfer::prepare_features;
 use convkit::Model;
@@ -60,12 +60,14 @@ fn main() -> convkit::Result<()> {
     )?;
     let config = FitConfig {
         epochs,
-        progress: true,
         ..FitConfig::default()
     };
-    splits
-        .head
-        .fit(&splits.train, Some(&splits.validation), &config, &mut [])?;
+    splits.head.fit(
+        &splits.train,
+        Some(&splits.validation),
+        &config,
+        &mut [&mut ProgressBars::new()],
+    )?;
     model.copy_parameters_from(&splits.head)?;
     println!(
         "head on features: validation accuracy {:.4}",
@@ -77,10 +79,14 @@ fn main() -> convkit::Result<()> {
     let config = FitConfig {
         epochs: 1,
         optimizer: Optimizer::rmsprop().with_learning_rate(1e-5),
-        progress: true,
         ..FitConfig::default()
     };
-    model.fit(&train, Some(&validation), &config, &mut [])?;
+    model.fit(
+        &train,
+        Some(&validation),
+        &config,
+        &mut [&mut ProgressBars::new()],
+    )?;
     println!(
         "fine-tuned: validation accuracy {:.4}",
         model.evaluate(&validation, 32)?.accuracy

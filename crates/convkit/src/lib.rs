@@ -6,13 +6,13 @@
 //! used with [`Model::predict`]:
 //!
 //! ```no_run
-//! use convkit::{data::mnist, models, train::FitConfig, Model};
+//! use convkit::{data::mnist, models, train::{FitConfig, ProgressBars}, Model};
 //!
 //! # fn main() -> convkit::Result<()> {
 //! let (train, test) = mnist::load_mnist_datasets(&mnist::locate_mnist(None)?)?;
 //! let mut model = Model::new(&models::mnist_convnet(), convkit::device::parse_device("auto")?, 1)?;
-//! let config = FitConfig { epochs: 5, batch_size: 64, progress: true, ..FitConfig::default() };
-//! model.fit(&train, None, &config, &mut [])?;
+//! let config = FitConfig { epochs: 5, batch_size: 64, ..FitConfig::default() };
+//! model.fit(&train, None, &config, &mut [&mut ProgressBars::new()])?;
 //! println!("test accuracy: {:.4}", model.evaluate(&test, 1000)?.accuracy);
 //! # Ok(()) }
 //! ```

@@ -38,9 +38,9 @@ pub struct FinetuneArgs {
     #[arg(long, value_name = "N")]
     unfreeze_last: Option<usize>,
 
-    /// RMSprop learning rate.
-    #[arg(long, default_value_t = 1e-5, value_name = "LR")]
-    lr: f64,
+    /// RMSprop learning rate (the chapter's fine-tuning rate; --lr works too).
+    #[arg(long, visible_alias = "lr", default_value_t = 1e-5, value_name = "LR")]
+    learning_rate: f64,
 
     /// Passes over the training images.
     #[arg(long, default_value_t = 30)]
@@ -72,7 +72,7 @@ pub fn run(args: FinetuneArgs, device: &str, precision: Option<Precision>) -> an
     let augmentation = args.augment.layers()?;
     let options = FinetuneOptions {
         unfreeze_last: args.unfreeze_last,
-        learning_rate: args.lr,
+        learning_rate: args.learning_rate,
         epochs: args.epochs,
         augmentation: (!augmentation.is_empty()).then_some(augmentation),
         progress: !args.quiet,

@@ -49,8 +49,8 @@ pub struct MnistArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
 
-    /// RMSprop learning rate.
-    #[arg(long, default_value_t = 1e-3, value_name = "LR")]
+    /// RMSprop learning rate (Keras' default; --lr works too).
+    #[arg(long, visible_alias = "lr", default_value_t = 1e-3, value_name = "LR")]
     learning_rate: f64,
 
     /// Train on the first N training images only (before the validation split).

@@ -134,8 +134,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR|FILE", conflicts_with_all = ["base", "dropout"])]
     init_from: Option<PathBuf>,
 
-    /// RMSprop learning rate.
-    #[arg(long, default_value_t = 1e-3, value_name = "LR")]
+    /// RMSprop learning rate (Keras' default; --lr works too).
+    #[arg(long, visible_alias = "lr", default_value_t = 1e-3, value_name = "LR")]
     learning_rate: f64,
 
     /// Stop after N epochs without a lower validation loss.

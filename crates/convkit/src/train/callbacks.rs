@@ -1,26 +1,133 @@
-//! Work done at the end of each epoch: writing the history, the curves, the best checkpoint,
-//! and deciding to stop early.
+//! The training loop's extension point: a [`Callback`] hears the loop's events and steers it
+//! through a [`TrainControl`]; the writers of a run's files are the simplest callbacks.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::history::History;
+use super::metrics::RunningMetrics;
 use crate::error::Result;
 use crate::model::Model;
 use crate::report::plot_training_curves;
 
-/// Something [`Model::fit`](crate::Model::fit) calls after every epoch.
-pub trait Callback {
-    /// Called once the epoch's record (validation included) is in `history`.
-    fn on_epoch_end(&mut self, model: &Model, history: &History) -> Result<()>;
+/// What callbacks may change in the loop: stop it, or set the learning rate from the next
+/// step on. Handed to every event.
+#[derive(Debug)]
+pub struct TrainControl {
+    learning_rate: f64,
+    stop: bool,
+}
 
-    /// Whether training should stop after this epoch.
-    fn should_stop(&self) -> bool {
-        false
+impl TrainControl {
+    /// A loop starting at `learning_rate`.
+    pub fn new(learning_rate: f64) -> Self {
+        TrainControl {
+            learning_rate,
+            stop: false,
+        }
     }
 
-    /// A new learning rate for the next epochs, when the callback sets one.
-    fn new_learning_rate(&mut self) -> Option<f64> {
+    /// Asks the loop to stop after the current epoch.
+    pub fn stop(&mut self) {
+        self.stop = true;
+    }
+
+    /// Whether a callback asked to stop.
+    pub fn stop_requested(&self) -> bool {
+        self.stop
+    }
+
+    /// The learning rate in force.
+    pub fn learning_rate(&self) -> f64 {
+        self.learning_rate
+    }
+
+    /// Sets the learning rate used from the next step on.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.learning_rate = learning_rate;
+    }
+}
+
+/// Where the loop is at the end of a batch.
+pub struct BatchEnd<'a> {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Epochs in the run.
+    pub epochs: usize,
+    /// 0-based step within the epoch.
+    pub step: usize,
+    /// Steps in the epoch.
+    pub steps: usize,
+    /// Training time of the epoch so far.
+    pub elapsed: Duration,
+    pub(crate) metrics: &'a RunningMetrics,
+}
+
+impl BatchEnd<'_> {
+    /// Mean loss and accuracy of the epoch so far. Reading them waits for the device, so
+    /// callbacks read them now and then, not at every batch.
+    pub fn loss_and_accuracy(&self) -> (f64, f64) {
+        self.metrics.read()
+    }
+
+    /// Training images seen in the epoch so far.
+    pub fn images(&self) -> usize {
+        self.metrics.count()
+    }
+}
+
+/// Something [`Model::fit`](crate::Model::fit) tells about its progress, in this order:
+/// train begin; per epoch: epoch begin, batch end after every step, epoch end (once the
+/// epoch's record, validation included, is in the history); train end. Every event may
+/// stop the loop or set the learning rate through `control`.
+///
+/// A callback that keeps state across epochs (a best value, a patience counter) exposes it
+/// with [`Callback::state`] and takes it back with [`Callback::restore`], so that a run can
+/// be resumed where it stopped.
+pub trait Callback {
+    /// Before the first epoch.
+    fn on_train_begin(&mut self, _model: &Model, _control: &mut TrainControl) -> Result<()> {
+        Ok(())
+    }
+
+    /// Before epoch `epoch` (1-based) of `epochs`.
+    fn on_epoch_begin(
+        &mut self,
+        _epoch: usize,
+        _epochs: usize,
+        _control: &mut TrainControl,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// After each optimizer step.
+    fn on_batch_end(&mut self, _batch: &BatchEnd, _control: &mut TrainControl) -> Result<()> {
+        Ok(())
+    }
+
+    /// After each epoch, its record in `history`.
+    fn on_epoch_end(
+        &mut self,
+        _model: &Model,
+        _history: &History,
+        _control: &mut TrainControl,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// After the last epoch, or after a stop.
+    fn on_train_end(&mut self, _model: &Model, _history: &History) -> Result<()> {
+        Ok(())
+    }
+
+    /// The state this callback carries across epochs, as JSON; `None` for none.
+    fn state(&self) -> Option<serde_json::Value> {
         None
+    }
+
+    /// Takes back a state that [`Callback::state`] gave.
+    fn restore(&mut self, _state: serde_json::Value) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -29,7 +136,7 @@ pub trait Callback {
 pub struct HistoryCsv(pub PathBuf);
 
 impl Callback for HistoryCsv {
-    fn on_epoch_end(&mut self, _model: &Model, history: &History) -> Result<()> {
+    fn on_epoch_end(&mut self, _: &Model, history: &History, _: &mut TrainControl) -> Result<()> {
         history.write_csv(&self.0)
     }
 }
@@ -44,197 +151,45 @@ pub struct CurvesPlot {
 }
 
 impl Callback for CurvesPlot {
-    fn on_epoch_end(&mut self, _model: &Model, history: &History) -> Result<()> {
+    fn on_epoch_end(&mut self, _: &Model, history: &History, _: &mut TrainControl) -> Result<()> {
         plot_training_curves(history, &self.title, &self.path)
     }
 }
 
-/// Saves the model whenever the validation loss reaches a new low (Keras'
-/// `ModelCheckpoint(save_best_only=True, monitor="val_loss")`). Writes are atomic.
-#[derive(Debug)]
-pub struct BestCheckpoint {
-    path: PathBuf,
-    best: f64,
+/// The state of a callback that waits for improvements of a monitored value.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PatienceState {
+    /// The best value seen.
+    pub best: Option<f64>,
+    /// The epoch it was seen in.
+    pub best_epoch: usize,
 }
 
-impl BestCheckpoint {
-    /// Checkpoints to `path` (safetensors, with the architecture beside it as `.json`).
-    pub fn new(path: PathBuf) -> Self {
-        BestCheckpoint {
-            path,
-            best: f64::INFINITY,
-        }
-    }
-
-    /// The lowest validation loss seen.
-    pub fn best(&self) -> f64 {
-        self.best
-    }
-}
-
-impl Callback for BestCheckpoint {
-    fn on_epoch_end(&mut self, model: &Model, history: &History) -> Result<()> {
-        match history.last().and_then(|r| r.val_loss) {
-            Some(loss) if loss < self.best => {
-                self.best = loss;
-                model.save(&self.path)
+impl PatienceState {
+    /// Records `value` of `epoch` when it improves on the best; returns whether it did.
+    pub fn update(&mut self, monitor: &super::Monitor, value: Option<f64>, epoch: usize) -> bool {
+        match value {
+            Some(v) if monitor.improves(v, self.best) => {
+                self.best = Some(v);
+                self.best_epoch = epoch;
+                true
             }
-            _ => Ok(()),
+            _ => false,
         }
     }
 }
 
-/// Stops when the validation loss has not improved for `patience` epochs.
-#[derive(Debug)]
-pub struct EarlyStopping {
-    patience: usize,
-    stop: bool,
+/// `state` as JSON (states are plain serialisable structs).
+pub(crate) fn state_json<T: serde::Serialize>(state: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(state).ok()
 }
 
-impl EarlyStopping {
-    /// Stops after `patience` epochs without a new lowest validation loss.
-    pub fn new(patience: usize) -> Self {
-        EarlyStopping {
-            patience,
-            stop: false,
-        }
-    }
-}
-
-impl Callback for EarlyStopping {
-    fn on_epoch_end(&mut self, _model: &Model, history: &History) -> Result<()> {
-        if let (Some(best), Some(last)) = (history.best_by_val_loss(), history.last()) {
-            self.stop = last.epoch - best.epoch >= self.patience;
-        }
-        Ok(())
-    }
-
-    fn should_stop(&self) -> bool {
-        self.stop
-    }
-}
-
-/// Multiplies the learning rate by `factor` when the validation loss has not improved for
-/// `patience` epochs (Keras' `ReduceLROnPlateau`), down to `min_learning_rate`.
-#[derive(Debug)]
-pub struct ReduceLrOnPlateau {
-    factor: f64,
-    patience: usize,
-    min_learning_rate: f64,
-    last_reduction_epoch: usize,
-    pending: Option<f64>,
-}
-
-impl ReduceLrOnPlateau {
-    /// Keras' defaults are `factor` 0.1, `patience` 10, `min_learning_rate` 0.
-    pub fn new(factor: f64, patience: usize, min_learning_rate: f64) -> Self {
-        ReduceLrOnPlateau {
-            factor,
-            patience,
-            min_learning_rate,
-            last_reduction_epoch: 0,
-            pending: None,
-        }
-    }
-}
-
-impl Callback for ReduceLrOnPlateau {
-    fn on_epoch_end(&mut self, _model: &Model, history: &History) -> Result<()> {
-        let (Some(best), Some(last)) = (history.best_by_val_loss(), history.last()) else {
-            return Ok(());
-        };
-        let since = best.epoch.max(self.last_reduction_epoch);
-        if last.epoch - since >= self.patience {
-            let lr = (last.learning_rate * self.factor).max(self.min_learning_rate);
-            if lr < last.learning_rate {
-                self.pending = Some(lr);
-                self.last_reduction_epoch = last.epoch;
-            }
-        }
-        Ok(())
-    }
-
-    fn new_learning_rate(&mut self) -> Option<f64> {
-        self.pending.take()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::train::EpochRecord;
-
-    fn with_val_losses(losses: &[f64]) -> History {
-        let epochs = losses
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| EpochRecord {
-                epoch: i + 1,
-                loss: v,
-                accuracy: 0.5,
-                val_loss: Some(v),
-                val_accuracy: Some(0.5),
-                learning_rate: 1e-3,
-                seconds: 1.0,
-                images_per_second: 1.0,
-            })
-            .collect();
-        History { epochs }
-    }
-
-    #[test]
-    fn early_stopping_waits_for_patience() {
-        let model = Model::new(&crate::models::mnist_convnet(), tch::Device::Cpu, 0).unwrap();
-        let mut stop = EarlyStopping::new(2);
-        stop.on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45]))
-            .unwrap();
-        assert!(!stop.should_stop());
-        stop.on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45, 0.41]))
-            .unwrap();
-        assert!(stop.should_stop());
-    }
-
-    #[test]
-    fn reduce_on_plateau_lowers_the_rate_once_per_plateau() {
-        let model = Model::new(&crate::models::mnist_convnet(), tch::Device::Cpu, 0).unwrap();
-        let mut reduce = ReduceLrOnPlateau::new(0.5, 2, 1e-4);
-        reduce
-            .on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45]))
-            .unwrap();
-        assert_eq!(reduce.new_learning_rate(), None);
-        reduce
-            .on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45, 0.41]))
-            .unwrap();
-        assert_eq!(reduce.new_learning_rate(), Some(5e-4));
-        assert_eq!(reduce.new_learning_rate(), None, "taken once");
-        reduce
-            .on_epoch_end(&model, &with_val_losses(&[0.5, 0.4, 0.45, 0.41, 0.42]))
-            .unwrap();
-        assert_eq!(
-            reduce.new_learning_rate(),
-            None,
-            "patience restarts after a reduction"
-        );
-    }
-
-    #[test]
-    fn best_checkpoint_saves_only_improvements() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("best.safetensors");
-        let model = Model::new(&crate::models::mnist_convnet(), tch::Device::Cpu, 0).unwrap();
-        let mut checkpoint = BestCheckpoint::new(path.clone());
-        checkpoint
-            .on_epoch_end(&model, &with_val_losses(&[0.5]))
-            .unwrap();
-        assert!(path.exists());
-        std::fs::remove_file(&path).unwrap();
-        checkpoint
-            .on_epoch_end(&model, &with_val_losses(&[0.5, 0.6]))
-            .unwrap();
-        assert!(
-            !path.exists(),
-            "a worse epoch must not overwrite the best checkpoint"
-        );
-        assert_eq!(checkpoint.best(), 0.5);
-    }
+/// `json` back as a state, or an error naming the callback.
+pub(crate) fn state_from<T: serde::de::DeserializeOwned>(
+    callback: &str,
+    json: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(json).map_err(|e| {
+        crate::error::Error::InvalidConfig(format!("cannot restore the state of {callback}: {e}"))
+    })
 }

@@ -4,11 +4,10 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::callbacks::Callback;
+use super::callbacks::{BatchEnd, Callback, TrainControl};
 use super::history::{EpochRecord, History};
 use super::metrics::RunningMetrics;
 use super::optimizer::Optimizer;
-use super::progress::EpochProgress;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -26,8 +25,6 @@ pub struct FitConfig {
     /// Seeds the order of samples (epoch `e` uses `seed + e`) and libtorch's generator
     /// (dropout): the same seed on the same device and thread count gives the same run.
     pub seed: u64,
-    /// Draw progress bars and print a line per epoch on stderr.
-    pub progress: bool,
     /// The precision to train (and validate) in; `None` keeps the model's
     /// ([`Model::set_precision`]). The model keeps it after `fit`.
     #[serde(default)]
@@ -41,7 +38,6 @@ impl Default for FitConfig {
             batch_size: 32,
             optimizer: Optimizer::rmsprop(),
             seed: 0,
-            progress: false,
             precision: None,
         }
     }
@@ -82,14 +78,25 @@ impl Model {
         let mut optimizer = config.optimizer.build(self.var_store())?;
         tch::manual_seed(config.seed as i64);
         let mut history = History::default();
-        let mut learning_rate = config.optimizer.learning_rate();
+        let mut control = TrainControl::new(config.optimizer.learning_rate());
+        let mut applied_lr = control.learning_rate();
+        for callback in callbacks.iter_mut() {
+            callback.on_train_begin(self, &mut control)?;
+        }
         for epoch in 1..=config.epochs {
+            for callback in callbacks.iter_mut() {
+                callback.on_epoch_begin(epoch, config.epochs, &mut control)?;
+            }
+            let learning_rate = control.learning_rate();
+            if learning_rate != applied_lr {
+                optimizer.set_lr(learning_rate);
+                applied_lr = learning_rate;
+            }
             let batches = train.batches(
                 config.batch_size,
                 Some(config.seed.wrapping_add(epoch as u64)),
             );
-            let progress =
-                EpochProgress::new(epoch, config.epochs, batches.batch_count(), config.progress);
+            let steps = batches.batch_count();
             let mut metrics = RunningMetrics::new(device);
             let start = Instant::now();
             for (step, batch) in batches.enumerate() {
@@ -102,15 +109,21 @@ impl Model {
                     &loss_fn.correct(&logits.detach(), &batch.labels),
                     size as usize,
                 );
-                let refresh = config.progress && step % 20 == 0;
-                progress.step(refresh.then(|| {
-                    let (loss, accuracy) = metrics.read();
-                    (
-                        loss,
-                        accuracy,
-                        metrics.count() as f64 / start.elapsed().as_secs_f64(),
-                    )
-                }));
+                let event = BatchEnd {
+                    epoch,
+                    epochs: config.epochs,
+                    step,
+                    steps,
+                    elapsed: start.elapsed(),
+                    metrics: &metrics,
+                };
+                for callback in callbacks.iter_mut() {
+                    callback.on_batch_end(&event, &mut control)?;
+                }
+                if control.learning_rate() != applied_lr {
+                    applied_lr = control.learning_rate();
+                    optimizer.set_lr(applied_lr);
+                }
             }
             let (loss, accuracy) = metrics.read();
             let seconds = start.elapsed().as_secs_f64();
@@ -132,24 +145,15 @@ impl Model {
                 seconds,
                 images_per_second: train.len() as f64 / seconds,
             });
-            progress.finish(history.last().expect("just pushed"), config.epochs);
             for callback in callbacks.iter_mut() {
-                callback.on_epoch_end(self, &history)?;
+                callback.on_epoch_end(self, &history, &mut control)?;
             }
-            if callbacks.iter().any(|c| c.should_stop()) {
+            if control.stop_requested() {
                 break;
             }
-            if let Some(lr) = callbacks
-                .iter_mut()
-                .filter_map(|c| c.new_learning_rate())
-                .reduce(f64::min)
-            {
-                if config.progress {
-                    eprintln!("learning rate {learning_rate:e} -> {lr:e}");
-                }
-                learning_rate = lr;
-                optimizer.set_lr(lr);
-            }
+        }
+        for callback in callbacks.iter_mut() {
+            callback.on_train_end(self, &history)?;
         }
         Ok(history)
     }

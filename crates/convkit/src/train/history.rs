@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::monitor::Monitor;
 use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 
@@ -28,6 +29,34 @@ pub struct EpochRecord {
     pub images_per_second: f64,
 }
 
+impl EpochRecord {
+    /// The numeric columns, as `history.csv` names them.
+    pub const COLUMNS: &'static [&'static str] = &[
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "learning_rate",
+        "seconds",
+        "images_per_second",
+    ];
+
+    /// The value of the column `name` (one of [`EpochRecord::COLUMNS`]), if the record
+    /// has it.
+    pub fn column(&self, name: &str) -> Option<f64> {
+        match name {
+            "loss" => Some(self.loss),
+            "accuracy" => Some(self.accuracy),
+            "val_loss" => self.val_loss,
+            "val_accuracy" => self.val_accuracy,
+            "learning_rate" => Some(self.learning_rate),
+            "seconds" => Some(self.seconds),
+            "images_per_second" => Some(self.images_per_second),
+            _ => None,
+        }
+    }
+}
+
 /// Every epoch so far, in order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -43,10 +72,20 @@ impl History {
 
     /// The epoch with the lowest validation loss.
     pub fn best_by_val_loss(&self) -> Option<&EpochRecord> {
-        self.epochs
-            .iter()
-            .filter(|r| r.val_loss.is_some_and(f64::is_finite))
-            .min_by(|a, b| a.val_loss.partial_cmp(&b.val_loss).expect("finite"))
+        self.best_by(&Monitor::default())
+    }
+
+    /// The first epoch with the best value of `monitor` (finite values only).
+    pub fn best_by(&self, monitor: &Monitor) -> Option<&EpochRecord> {
+        let mut best: Option<(&EpochRecord, f64)> = None;
+        for record in &self.epochs {
+            if let Some(value) = monitor.value(record).filter(|v| v.is_finite()) {
+                if monitor.improves(value, best.map(|(_, b)| b)) {
+                    best = Some((record, value));
+                }
+            }
+        }
+        best.map(|(record, _)| record)
     }
 
     /// Training seconds summed over epochs.

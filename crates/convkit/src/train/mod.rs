@@ -1,21 +1,70 @@
 //! Training: the fit loop, losses, optimizer settings, metrics, callbacks and history.
 
+pub mod best_checkpoint;
 pub mod callbacks;
+pub mod early_stopping;
 pub mod evaluate;
 pub mod fit;
 pub mod history;
 pub mod loss;
 pub mod metrics;
+pub mod monitor;
 pub mod optimizer;
 pub mod progress;
+pub mod reduce_lr_on_plateau;
 pub mod rmsprop;
 
-pub use callbacks::{
-    BestCheckpoint, Callback, CurvesPlot, EarlyStopping, HistoryCsv, ReduceLrOnPlateau,
-};
+pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
+pub use callbacks::{BatchEnd, Callback, CurvesPlot, HistoryCsv, TrainControl};
+pub use early_stopping::EarlyStopping;
 pub use evaluate::Evaluation;
 pub use fit::FitConfig;
 pub use history::{EpochRecord, History};
 pub use loss::Loss;
+pub use monitor::{Monitor, MonitorMode};
 pub use optimizer::{Optimizer, OptimizerState};
+pub use progress::ProgressBars;
+pub use reduce_lr_on_plateau::ReduceLrOnPlateau;
 pub use rmsprop::KerasRmsProp;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Callback, EpochRecord, History, TrainControl};
+    use crate::model::Model;
+
+    /// A history whose epochs have these validation losses (and as accuracies).
+    pub fn with_val_losses(losses: &[f64]) -> History {
+        let epochs = losses
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| EpochRecord {
+                epoch: i + 1,
+                loss: v,
+                accuracy: 0.5,
+                val_loss: Some(v),
+                val_accuracy: Some(v),
+                learning_rate: 1e-3,
+                seconds: 1.0,
+                images_per_second: 1.0,
+            })
+            .collect();
+        History { epochs }
+    }
+
+    /// Feeds epochs 1 to `upto` of `history` to `callback`, as the loop would.
+    pub fn feed(
+        callback: &mut dyn Callback,
+        model: &Model,
+        history: &History,
+        upto: usize,
+    ) -> TrainControl {
+        let mut control = TrainControl::new(1e-3);
+        for epoch in 1..=upto {
+            let seen = History {
+                epochs: history.epochs[..epoch].to_vec(),
+            };
+            callback.on_epoch_end(model, &seen, &mut control).unwrap();
+        }
+        control
+    }
+}

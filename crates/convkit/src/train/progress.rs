@@ -2,7 +2,10 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::history::EpochRecord;
+use super::callbacks::{BatchEnd, Callback, TrainControl};
+use super::history::{EpochRecord, History};
+use crate::error::Result;
+use crate::model::Model;
 
 /// A bar counting `total` items of a long job (`label` in front, items/s and time left
 /// after), on stderr when `enabled`.
@@ -24,23 +27,36 @@ pub fn count_bar(total: u64, label: &str, enabled: bool) -> ProgressBar {
     bar
 }
 
-/// A progress bar over one epoch's batches, on stderr (hidden when stderr is not a
-/// terminal, or when progress is off).
-#[derive(Debug)]
-pub struct EpochProgress {
-    bar: ProgressBar,
-    enabled: bool,
+/// Progress bars over each epoch's batches and a line per finished epoch, on stderr (the
+/// bars are hidden when stderr is not a terminal). Also says when the learning rate changes.
+#[derive(Debug, Default)]
+pub struct ProgressBars {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+    learning_rate: Option<f64>,
 }
 
-impl EpochProgress {
-    /// A bar for epoch `epoch` of `epochs`, over `batches` steps.
-    pub fn new(epoch: usize, epochs: usize, batches: usize, enabled: bool) -> Self {
-        let target = if enabled {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let bar = ProgressBar::with_draw_target(Some(batches as u64), target);
+impl ProgressBars {
+    /// Bars on stderr.
+    pub fn new() -> Self {
+        ProgressBars::default()
+    }
+}
+
+impl Callback for ProgressBars {
+    fn on_epoch_begin(
+        &mut self,
+        epoch: usize,
+        epochs: usize,
+        control: &mut TrainControl,
+    ) -> Result<()> {
+        let lr = control.learning_rate();
+        if let Some(previous) = self.learning_rate.filter(|&p| p != lr) {
+            eprintln!("learning rate {previous:e} -> {lr:e}");
+        }
+        self.learning_rate = Some(lr);
+        self.epochs = epochs;
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
                 "{prefix} [{bar:28.cyan/blue}] {pos}/{len} {elapsed_precise}<{eta_precise} {msg}",
@@ -49,26 +65,35 @@ impl EpochProgress {
             .progress_chars("=> "),
         );
         bar.set_prefix(format!("Epoch {epoch}/{epochs}"));
-        EpochProgress { bar, enabled }
+        self.bar = Some(bar);
+        Ok(())
     }
 
-    /// Advances by one batch; `metrics` (loss, accuracy, images/s), when given, refresh the
-    /// message.
-    pub fn step(&self, metrics: Option<(f64, f64, f64)>) {
-        if let Some((loss, accuracy, rate)) = metrics {
-            self.bar.set_message(format!(
+    fn on_batch_end(&mut self, batch: &BatchEnd, _: &mut TrainControl) -> Result<()> {
+        let Some(bar) = &self.bar else {
+            return Ok(());
+        };
+        bar.set_length(batch.steps as u64);
+        // reading the running metrics waits for the device: every 20 steps
+        if batch.step % 20 == 0 {
+            let (loss, accuracy) = batch.loss_and_accuracy();
+            let rate = batch.images() as f64 / batch.elapsed.as_secs_f64();
+            bar.set_message(format!(
                 "loss {loss:.4} accuracy {accuracy:.4} {rate:.0} img/s"
             ));
         }
-        self.bar.inc(1);
+        bar.inc(1);
+        Ok(())
     }
 
-    /// Clears the bar and prints the epoch's summary line (always, unless progress is off).
-    pub fn finish(&self, record: &EpochRecord, epochs: usize) {
-        self.bar.finish_and_clear();
-        if self.enabled {
-            eprintln!("{}", epoch_line(record, epochs));
+    fn on_epoch_end(&mut self, _: &Model, history: &History, _: &mut TrainControl) -> Result<()> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
+        if let Some(record) = history.last() {
+            eprintln!("{}", epoch_line(record, self.epochs));
+        }
+        Ok(())
     }
 }
 

@@ -60,14 +60,7 @@ pub fn evaluate_run(
         }
         "train" => {
             let dir = match data {
-                Some(dir) => {
-                    let splits = SplitFolders::detect(dir);
-                    if splits.train == dir {
-                        dir.to_owned()
-                    } else {
-                        splits.test.unwrap_or(splits.train)
-                    }
-                }
+                Some(dir) => evaluation_folder(dir)?,
                 None => config.test_dir.or(config.validation_dir).ok_or_else(|| {
                     Error::InvalidConfig(
                         "the run's data had no test or validation folder: pass --data DIR".into(),
@@ -98,6 +91,33 @@ pub fn evaluate_run(
     }
 }
 
+/// The folder to evaluate on for `--data DIR`: `DIR` itself when it holds class folders;
+/// its `test/` when it is split into train/, validation/ and test/; its `validation/`
+/// (saying so on stderr) when it has no `test/`. A folder with `train/` alone is refused:
+/// a score on the training images would pass for a test score.
+fn evaluation_folder(dir: &Path) -> Result<PathBuf> {
+    let splits = SplitFolders::detect(dir);
+    if splits.train == dir {
+        return Ok(dir.to_owned());
+    }
+    match (splits.test, splits.validation) {
+        (Some(test), _) => Ok(test),
+        (None, Some(validation)) => {
+            eprintln!(
+                "note: {} has no test/ folder; evaluating on {}",
+                dir.display(),
+                validation.display()
+            );
+            Ok(validation)
+        }
+        (None, None) => Err(Error::invalid_data(
+            dir,
+            "it has a train/ folder but neither test/ nor validation/: pass the folder of \
+             class sub-folders to evaluate on",
+        )),
+    }
+}
+
 /// Image options that fit `model`'s input size.
 pub fn image_options_for(
     model: &Model,
@@ -110,5 +130,42 @@ pub fn image_options_for(
         size: (h, w),
         crop_to_aspect_ratio,
         antialias,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folders(root: &Path, names: &[&str]) {
+        for name in names {
+            std::fs::create_dir_all(root.join(name).join("cats")).unwrap();
+        }
+    }
+
+    #[test]
+    fn data_folders_evaluate_on_test_then_validation_never_train() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        folders(root, &["split/train", "split/validation", "split/test"]);
+        assert_eq!(
+            evaluation_folder(&root.join("split")).unwrap(),
+            root.join("split/test")
+        );
+        folders(root, &["no_test/train", "no_test/validation"]);
+        assert_eq!(
+            evaluation_folder(&root.join("no_test")).unwrap(),
+            root.join("no_test/validation")
+        );
+        folders(root, &["only_train/train"]);
+        let err = evaluation_folder(&root.join("only_train"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only_train") && err.contains("test/"), "{err}");
+        folders(root, &["classes/dogs"]);
+        assert_eq!(
+            evaluation_folder(&root.join("classes")).unwrap(),
+            root.join("classes")
+        );
     }
 }

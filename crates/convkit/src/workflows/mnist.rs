@@ -13,7 +13,9 @@ use crate::error::Result;
 use crate::model::Model;
 use crate::models::mnist_convnet;
 use crate::runtime::Precision;
-use crate::train::{CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, Optimizer};
+use crate::train::{
+    Callback, CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, Optimizer, ProgressBars,
+};
 
 /// Settings of an MNIST run; [`MnistJob::new`] gives the chapter's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,7 +163,6 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
         batch_size: job.batch_size,
         optimizer: job.optimizer,
         seed: job.seed,
-        progress: job.progress,
         precision: Some(job.precision),
     };
     let mut history_csv = HistoryCsv(run.history());
@@ -170,12 +171,12 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
         title: "MNIST convnet".into(),
     };
     let validation = (!validation.is_empty()).then_some(&validation);
-    let history = model.fit(
-        &train,
-        validation,
-        &config,
-        &mut [&mut history_csv, &mut curves],
-    )?;
+    let mut progress = ProgressBars::new();
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves];
+    if job.progress {
+        callbacks.push(&mut progress);
+    }
+    let history = model.fit(&train, validation, &config, &mut callbacks)?;
     model.save(&run.model())?;
     let test_eval = model.evaluate(&test, 1000)?;
     let report = report(

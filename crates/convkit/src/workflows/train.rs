@@ -23,7 +23,7 @@ use crate::nn::{LayerSpec, Sequential};
 use crate::runtime::Precision;
 use crate::train::{
     BestCheckpoint, Callback, CurvesPlot, EarlyStopping, Evaluation, FitConfig, HistoryCsv,
-    Optimizer, ReduceLrOnPlateau,
+    Optimizer, ProgressBars, ReduceLrOnPlateau,
 };
 
 /// Settings of a training run on an image folder; [`TrainJob::new`] gives the chapter's.
@@ -325,7 +325,6 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
         batch_size: job.batch_size,
         optimizer: job.optimizer,
         seed: job.seed,
-        progress: job.progress,
         precision: Some(precision),
     };
     let mut history_csv = HistoryCsv(run.history());
@@ -337,7 +336,11 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
     let mut reduce = job
         .reduce_lr_patience
         .map(|p| ReduceLrOnPlateau::new(0.5, p, 1e-6));
+    let mut progress = ProgressBars::new();
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves];
+    if job.progress {
+        callbacks.push(&mut progress);
+    }
     if let Some(early) = early.as_mut() {
         callbacks.push(early);
     }

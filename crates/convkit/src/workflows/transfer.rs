@@ -10,7 +10,7 @@ use super::features::{backbone_fingerprint, extract_features, FeatureCache};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::train::{Callback, Evaluation, FitConfig, History};
+use crate::train::{BestCheckpoint, Callback, Evaluation, FitConfig, History, SaveCheckpoint};
 
 /// How the pretrained base is used during training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,24 +35,14 @@ pub struct FeaturesReport {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// Saves the whole model (base and head) whenever the head reaches a new lowest
-/// validation loss: the head is trained alone, the checkpoint must work on images.
-struct WholeModelCheckpoint {
-    whole: Model,
-    path: PathBuf,
-    best: f64,
-}
+/// Writes the whole model (base and head) with the head's parameters: the head is trained
+/// alone, the checkpoint must work on images.
+struct IntoWholeModel(Model);
 
-impl Callback for WholeModelCheckpoint {
-    fn on_epoch_end(&mut self, head: &Model, history: &History) -> Result<()> {
-        match history.last().and_then(|r| r.val_loss) {
-            Some(loss) if loss < self.best => {
-                self.best = loss;
-                self.whole.copy_parameters_from(head)?;
-                self.whole.save(&self.path)
-            }
-            _ => Ok(()),
-        }
+impl SaveCheckpoint for IntoWholeModel {
+    fn save_checkpoint(&mut self, head: &Model, path: &Path) -> Result<()> {
+        self.0.copy_parameters_from(head)?;
+        self.0.save(path)
     }
 }
 
@@ -138,11 +128,7 @@ pub fn fit_on_features(
     best: &Path,
     last: &Path,
 ) -> Result<(Model, History, Evaluation, Option<Evaluation>)> {
-    let mut checkpoint = WholeModelCheckpoint {
-        whole,
-        path: best.to_owned(),
-        best: f64::INFINITY,
-    };
+    let mut checkpoint = BestCheckpoint::with_saver(best.to_owned(), IntoWholeModel(whole));
     let history = {
         let mut all: Vec<&mut dyn Callback> = Vec::with_capacity(callbacks.len() + 1);
         for callback in callbacks.iter_mut() {
@@ -153,7 +139,7 @@ pub fn fit_on_features(
             .head
             .fit(&splits.train, Some(&splits.validation), config, &mut all)?
     };
-    let mut whole = checkpoint.whole;
+    let mut whole = checkpoint.into_saver().0;
     whole.copy_parameters_from(&splits.head)?;
     whole.save(last)?;
     let best_model = Model::load(best, whole.device())?;
