@@ -31,6 +31,7 @@ pub mod device;
 pub mod error;
 pub mod model;
 pub mod models;
+pub mod names;
 pub mod nn;
 pub mod report;
 pub mod runtime;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Device, Tensor};
 
 use crate::atomic_file::write_atomic;
+use crate::data::image_folder::{ImageDecoding, ImageOptions};
 use crate::error::{Error, Result};
 use crate::models::BackboneSpec;
 use crate::nn::{Activation, Layer, LayerSpec, Sequential};
@@ -24,6 +25,10 @@ pub struct ModelFile {
     pub architecture: Sequential,
     /// Class names, indexed by the model's output.
     pub classes: Vec<String>,
+    /// How its images were decoded in training (absent in models saved before convkit
+    /// recorded it, and for models not trained on image files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoding: Option<ImageDecoding>,
 }
 
 const MODEL_FORMAT: &str = "convkit.sequential";
@@ -44,6 +49,7 @@ pub struct Model {
     vs: VarStore,
     layers: Vec<Box<dyn Layer>>,
     classes: Vec<String>,
+    decoding: Option<ImageDecoding>,
     precision: Precision,
     memory_format: MemoryFormat,
 }
@@ -75,6 +81,7 @@ impl Model {
             vs,
             layers,
             classes,
+            decoding: None,
             precision: Precision::Fp32,
             memory_format: MemoryFormat::Contiguous,
         };
@@ -100,6 +107,24 @@ impl Model {
     /// The memory format of the kernels and feature maps.
     pub fn memory_format(&self) -> MemoryFormat {
         self.memory_format
+    }
+
+    /// How its images were decoded in training, when that is known.
+    pub fn decoding(&self) -> Option<ImageDecoding> {
+        self.decoding
+    }
+
+    /// Records how its images are decoded; saved with the model.
+    pub fn set_decoding(&mut self, decoding: ImageDecoding) {
+        self.decoding = Some(decoding);
+    }
+
+    /// How to decode an image for this model: its input size, and its decoding settings
+    /// (`fallback` when the model does not record them).
+    pub fn image_options(&self, fallback: ImageDecoding) -> ImageOptions {
+        let shape = &self.spec.input_shape;
+        let (h, w) = (shape[shape.len() - 2] as u32, shape[shape.len() - 1] as u32);
+        ImageOptions::new((h, w), self.decoding.unwrap_or(fallback))
     }
 
     /// Lays the 4-D parameters (convolution kernels) and every image batch out in `format`
@@ -323,6 +348,7 @@ impl Model {
             version: 1,
             architecture: self.spec.clone(),
             classes: self.classes.clone(),
+            decoding: self.decoding,
         };
         let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Json {
             path: weights.into(),
@@ -352,6 +378,7 @@ impl Model {
         model
             .set_classes(file.classes)
             .map_err(|e| Error::invalid_data(&json_path, e.to_string()))?;
+        model.decoding = file.decoding;
         Ok(model)
     }
 }
@@ -366,6 +393,31 @@ mod tests {
     use super::*;
     use crate::models::mnist_convnet;
     use tch::Kind;
+
+    #[test]
+    fn the_decoding_travels_with_the_saved_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let mut model = Model::new(&mnist_convnet(), Device::Cpu, 0).unwrap();
+        model.save(&path).unwrap();
+        let json = std::fs::read_to_string(description_path(&path)).unwrap();
+        assert!(
+            !json.contains("decoding"),
+            "nothing recorded, nothing written: {json}"
+        );
+        assert_eq!(Model::load(&path, Device::Cpu).unwrap().decoding(), None);
+        let decoding = ImageDecoding {
+            crop_to_aspect_ratio: true,
+            antialias: true,
+        };
+        model.set_decoding(decoding);
+        model.save(&path).unwrap();
+        let loaded = Model::load(&path, Device::Cpu).unwrap();
+        assert_eq!(loaded.decoding(), Some(decoding));
+        let options = loaded.image_options(ImageDecoding::default());
+        assert_eq!(options.size, (28, 28));
+        assert!(options.crop_to_aspect_ratio && options.antialias);
+    }
 
     #[test]
     fn built_parameters_match_the_description() {

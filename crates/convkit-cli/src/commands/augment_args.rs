@@ -1,6 +1,6 @@
 //! Augmentation flags shared by `convkit train` and `convkit augment-preview`.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use convkit::augment::{
     FillMode, FlipMode, RandomContrastSpec, RandomCropSpec, RandomFlipSpec, RandomRotationSpec,
     RandomTranslationSpec, RandomZoomSpec,
@@ -15,9 +15,9 @@ pub struct AugmentArgs {
     #[arg(long, help_heading = "Augmentation")]
     augment: bool,
 
-    /// Random mirror images.
-    #[arg(long, value_enum, value_name = "MODE", help_heading = "Augmentation")]
-    flip: Option<Flip>,
+    /// Random mirror images: horizontal, vertical or horizontal_and_vertical.
+    #[arg(long, value_name = "MODE", value_parser = super::parse_setting::<FlipMode>, help_heading = "Augmentation")]
+    flip: Option<FlipMode>,
 
     /// Random rotation of up to F of a full turn either way (0.1 = 36 degrees).
     #[arg(long, value_name = "F", help_heading = "Augmentation")]
@@ -39,59 +39,31 @@ pub struct AugmentArgs {
     #[arg(long, value_name = "N", help_heading = "Augmentation")]
     crop: Option<i64>,
 
-    /// How rotation, zoom and translation fill the pixels they uncover.
+    /// How rotation, zoom and translation fill the pixels they uncover: reflect
+    /// (d c b a | a b c d | d c b a), constant (0 0 0 0 | a b c d), nearest
+    /// (a a a a | a b c d | d d d d) or wrap (a b c d | a b c d | a b c d).
     #[arg(
         long,
-        value_enum,
-        default_value = "reflect",
+        value_name = "MODE",
+        default_value_t = FillMode::default(),
+        value_parser = super::parse_setting::<FillMode>,
         help_heading = "Augmentation"
     )]
-    fill_mode: Fill,
-}
-
-/// `--flip` values.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Flip {
-    Horizontal,
-    Vertical,
-    HorizontalAndVertical,
-}
-
-/// `--fill-mode` values (Keras' names).
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Fill {
-    /// d c b a | a b c d | d c b a
-    Reflect,
-    /// 0 0 0 0 | a b c d | 0 0 0 0
-    Constant,
-    /// a a a a | a b c d | d d d d
-    Nearest,
-    /// a b c d | a b c d | a b c d
-    Wrap,
+    fill_mode: FillMode,
 }
 
 impl AugmentArgs {
     /// The augmentation layers these flags ask for, in the order they are applied: crop,
     /// flip, rotation, zoom, translation, contrast.
     pub fn layers(&self) -> anyhow::Result<Vec<LayerSpec>> {
-        let fill_mode = match self.fill_mode {
-            Fill::Reflect => FillMode::Reflect,
-            Fill::Constant => FillMode::Constant,
-            Fill::Nearest => FillMode::Nearest,
-            Fill::Wrap => FillMode::Wrap,
-        };
+        let fill_mode = self.fill_mode;
         let chapter = |value: Option<f64>, default: f64| value.or(self.augment.then_some(default));
-        let flip = self.flip.or(self.augment.then_some(Flip::Horizontal));
+        let flip = self.flip.or(self.augment.then_some(FlipMode::Horizontal));
         let mut layers = Vec::new();
         if let Some(n) = self.crop {
             layers.push(LayerSpec::RandomCrop(RandomCropSpec::new(n, n)));
         }
-        if let Some(flip) = flip {
-            let mode = match flip {
-                Flip::Horizontal => FlipMode::Horizontal,
-                Flip::Vertical => FlipMode::Vertical,
-                Flip::HorizontalAndVertical => FlipMode::HorizontalAndVertical,
-            };
+        if let Some(mode) = flip {
             layers.push(LayerSpec::RandomFlip(RandomFlipSpec::new(mode)));
         }
         if let Some(f) = chapter(self.rotation, 0.1) {

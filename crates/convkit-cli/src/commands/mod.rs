@@ -8,3 +8,11 @@ pub mod mnist;
 pub mod predict;
 pub mod summary;
 pub mod train;
+
+/// Parses a library settings enum by its name (its `FromStr`), for clap.
+pub fn parse_setting<T>(name: &str) -> Result<T, String>
+where
+    T: std::str::FromStr<Err = convkit::Error>,
+{
+    name.parse().map_err(|e: convkit::Error| e.to_string())
+}

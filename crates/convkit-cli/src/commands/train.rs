@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use clap::ValueEnum;
 use convkit::device::parse_device;
 use convkit::models::{BackboneArch, Head, ScratchModel};
 use convkit::runtime::Precision;
@@ -59,12 +58,12 @@ pub struct TrainArgs {
     /// features: the base runs once per image, its features are cached, the head trains on them.
     #[arg(
         long,
-        value_enum,
-        default_value = "frozen",
+        default_value_t = TransferMode::Frozen,
+        value_parser = super::parse_setting::<TransferMode>,
         requires = "base",
         help_heading = "Pretrained base"
     )]
-    mode: Mode,
+    mode: TransferMode,
 
     /// The base's weights, safetensors or PyTorch .pth (default: $CONVKIT_MODELS, then
     /// ~/.cache/convkit/models).
@@ -78,8 +77,8 @@ pub struct TrainArgs {
 
     /// The head: flatten (the chapter's Flatten, Dense 256, Dropout, Dense; VGG16's default)
     /// or pooled (global average pooling, Dropout, Dense; the default of the others).
-    #[arg(long, value_enum, requires = "base", help_heading = "Pretrained base")]
-    head: Option<HeadArg>,
+    #[arg(long, value_parser = super::parse_setting::<Head>, requires = "base", help_heading = "Pretrained base")]
+    head: Option<Head>,
 
     /// Folder of cached features (default: ~/.cache/convkit/features).
     #[arg(
@@ -173,19 +172,6 @@ pub struct TrainArgs {
 }
 
 /// How the pretrained base is used.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Mode {
-    Frozen,
-    Features,
-}
-
-/// The head on a pretrained base.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum HeadArg {
-    Flatten,
-    Pooled,
-}
-
 pub fn run(args: TrainArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     let base = args
@@ -216,15 +202,9 @@ pub fn run(args: TrainArgs, device: &str, precision: Option<Precision>) -> anyho
         strict: args.strict,
         progress: !args.quiet,
         base,
-        mode: match args.mode {
-            Mode::Frozen => TransferMode::Frozen,
-            Mode::Features => TransferMode::Features,
-        },
+        mode: args.mode,
         weights: args.weights,
-        head: args.head.map(|h| match h {
-            HeadArg::Flatten => Head::Flatten,
-            HeadArg::Pooled => Head::Pooled,
-        }),
+        head: args.head,
         features_cache: args.features_cache,
         unfreeze: args.unfreeze,
         unfreeze_last: args.unfreeze_last,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageReader, Limits};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::dataset::Dataset;
@@ -17,6 +18,18 @@ pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "web
 
 /// Images larger than this on either side are refused rather than decoded.
 const MAX_SIDE: u32 = 16_384;
+
+/// How an image is decoded to a model's size, beyond the size itself: recorded with a
+/// trained model (`model.json`) so that evaluation and prediction decode as training did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDecoding {
+    /// See [`ImageOptions::crop_to_aspect_ratio`].
+    #[serde(default)]
+    pub crop_to_aspect_ratio: bool,
+    /// See [`ImageOptions::antialias`].
+    #[serde(default)]
+    pub antialias: bool,
+}
 
 /// How images are turned into equal-size tensors.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +42,25 @@ pub struct ImageOptions {
     /// Low-pass filter while shrinking (as PIL does) instead of plain bilinear interpolation
     /// (as Keras and TensorFlow do by default).
     pub antialias: bool,
+}
+
+impl ImageOptions {
+    /// Images of `size` `(height, width)` decoded as `decoding` says.
+    pub fn new(size: (u32, u32), decoding: ImageDecoding) -> Self {
+        ImageOptions {
+            size,
+            crop_to_aspect_ratio: decoding.crop_to_aspect_ratio,
+            antialias: decoding.antialias,
+        }
+    }
+
+    /// The decoding settings, without the size.
+    pub fn decoding(&self) -> ImageDecoding {
+        ImageDecoding {
+            crop_to_aspect_ratio: self.crop_to_aspect_ratio,
+            antialias: self.antialias,
+        }
+    }
 }
 
 impl Default for ImageOptions {

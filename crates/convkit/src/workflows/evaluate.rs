@@ -7,7 +7,7 @@ use tch::Device;
 
 use super::run_dir::{read_json, RunDir};
 use super::train::check_classes;
-use crate::data::image_folder::{ImageFolder, ImageOptions, SplitFolders};
+use crate::data::image_folder::{ImageDecoding, ImageFolder, ImageOptions, SplitFolders};
 use crate::data::mnist::{load_mnist_datasets, locate_mnist};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -21,15 +21,7 @@ struct RunConfig {
     data_dir: Option<PathBuf>,
     validation_dir: Option<PathBuf>,
     test_dir: Option<PathBuf>,
-    settings: Option<ImageSettings>,
-}
-
-#[derive(Deserialize)]
-struct ImageSettings {
-    #[serde(default)]
-    crop_to_aspect_ratio: bool,
-    #[serde(default)]
-    antialias: bool,
+    settings: Option<ImageDecoding>,
 }
 
 /// Loads the checkpoint of the run in `run_dir` (the best epoch when the run kept one) and
@@ -67,12 +59,8 @@ pub fn evaluate_run(
                     )
                 })?,
             };
-            let settings = config.settings.unwrap_or(ImageSettings {
-                crop_to_aspect_ratio: false,
-                antialias: false,
-            });
-            let options =
-                image_options_for(&model, settings.crop_to_aspect_ratio, settings.antialias);
+            // models saved before they recorded their decoding: the run's settings
+            let options = model.image_options(config.settings.unwrap_or_default());
             let loaded = ImageFolder::scan(&dir)?.load(&options, false)?;
             if !loaded.skipped.is_empty() {
                 eprintln!(
@@ -118,19 +106,16 @@ fn evaluation_folder(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Image options that fit `model`'s input size.
-pub fn image_options_for(
-    model: &Model,
-    crop_to_aspect_ratio: bool,
-    antialias: bool,
-) -> ImageOptions {
-    let shape = &model.spec().input_shape;
-    let (h, w) = (shape[shape.len() - 2] as u32, shape[shape.len() - 1] as u32);
-    ImageOptions {
-        size: (h, w),
-        crop_to_aspect_ratio,
-        antialias,
-    }
+/// How to decode images for the checkpoint of `run`: the model's own record, else (runs
+/// saved before models recorded it) the run's settings, else plain resizing.
+pub(crate) fn run_image_options(run: &RunDir, model: &Model) -> Result<ImageOptions> {
+    let fallback = match model.decoding() {
+        Some(_) => ImageDecoding::default(),
+        None => read_json::<RunConfig>(&run.config())?
+            .settings
+            .unwrap_or_default(),
+    };
+    Ok(model.image_options(fallback))
 }
 
 #[cfg(test)]

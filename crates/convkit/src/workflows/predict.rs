@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use super::evaluate::image_options_for;
+use super::evaluate::run_image_options;
 use super::run_dir::RunDir;
 use crate::data::image_folder::load_image;
 use crate::error::Result;
@@ -26,7 +26,8 @@ pub struct Prediction {
 }
 
 /// Predicts each image with the checkpoint of the run in `run_dir` (the best epoch when the
-/// run kept one). Images are decoded and resized as in training, and turned to grayscale for
+/// run kept one). Images are decoded and resized as in training (the crop and antialias
+/// settings the model records), and turned to grayscale for
 /// a one-channel model. It computes in `precision`, or in the run's own when `None`.
 pub fn predict_images(
     run_dir: &Path,
@@ -36,7 +37,7 @@ pub fn predict_images(
 ) -> Result<Vec<Prediction>> {
     let run = RunDir::open(run_dir)?;
     let model = run.load_checkpoint(device, precision)?;
-    let options = image_options_for(&model, false, false);
+    let options = run_image_options(&run, &model)?;
     let (h, w) = (options.size.0 as i64, options.size.1 as i64);
     let channels = model.spec().input_shape[0];
     let mut pixels = Vec::with_capacity(images.len() * (h * w * channels) as usize);

@@ -301,6 +301,7 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
         },
     )?;
     let (mut model, weights) = build_model(job, train.classes(), device)?;
+    model.set_decoding(options.decoding());
     let precision = model.set_precision(job.precision);
     let spec = model.spec().clone();
     if job.progress {
