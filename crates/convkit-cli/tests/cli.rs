@@ -37,12 +37,13 @@ fn help_teaches_the_commands() {
 /// the run folder is complete, and that `evaluate` reloads the same model and numbers.
 #[test]
 fn mnist_learns_and_evaluate_reproduces_the_test_score() {
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let output = run_ok(
         convkit()
             .current_dir(dir.path())
-            .env("CONVKIT_DATA", data_root())
+            .env("CONVKIT_DATA", &shared_data)
             .args([
                 "mnist",
                 "--epochs",
@@ -96,7 +97,7 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
     assert!((loss - metrics["test_loss"].as_f64().unwrap()).abs() < 1e-9);
 
     // A colour photo goes through a one-channel model as grayscale: a digit comes out.
-    let photo = data_root().join("cats_vs_dogs/validation/cats/cat.2000.jpg");
+    let photo = shared_data.join("cats_vs_dogs/validation/cats/cat.2000.jpg");
     let prediction = json(&run_ok(
         convkit().args(["predict", "--json"]).arg(&out).arg(&photo),
     ));
@@ -111,11 +112,12 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
 /// bf16 mixed precision learns as fp32 does, records itself, and `evaluate` reuses it.
 #[test]
 fn mnist_learns_in_bf16_and_evaluate_keeps_the_precision() {
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let metrics = json(&run_ok(
         convkit()
-            .env("CONVKIT_DATA", data_root())
+            .env("CONVKIT_DATA", &shared_data)
             .args(["mnist", "--epochs", "1", "--limit", "6000", "--seed", "1"])
             .args([
                 "--precision",
@@ -164,11 +166,12 @@ fn mnist_learns_in_bf16_and_evaluate_keeps_the_precision() {
 /// Same seed, same numbers; another seed, other numbers.
 #[test]
 fn runs_are_repeatable_with_a_seed() {
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let train = |seed: &str, name: &str| {
         let output = run_ok(
             convkit()
-                .env("CONVKIT_DATA", data_root())
+                .env("CONVKIT_DATA", &shared_data)
                 .args([
                     "mnist",
                     "--epochs",
@@ -224,10 +227,11 @@ fn a_missing_data_folder_is_a_clear_error() {
 
 #[test]
 fn a_truncated_data_file_is_named() {
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("mnist");
     std::fs::create_dir(&data).unwrap();
-    for entry in std::fs::read_dir(data_root().join("mnist")).unwrap() {
+    for entry in std::fs::read_dir(shared_data.join("mnist")).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, data.join(path.file_name().unwrap())).unwrap();
     }
@@ -272,9 +276,10 @@ fn unknown_model_and_device_are_explained() {
 /// few epochs): it must learn, keep its best epoch, and evaluate and predict from the run.
 #[test]
 fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    cats_slice(&data, 500, 150);
+    cats_slice(&shared_data, &data, 500, 150);
     let out = dir.path().join("run");
     let output = run_ok(
         convkit()
@@ -384,9 +389,10 @@ fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
 
 #[test]
 fn evaluating_on_other_classes_is_refused() {
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    cats_slice(&data, 40, 10);
+    cats_slice(&shared_data, &data, 40, 10);
     let out = dir.path().join("run");
     run_ok(
         convkit()
@@ -435,12 +441,13 @@ fn a_folder_with_one_class_is_explained() {
 
 #[test]
 fn augment_preview_draws_a_three_by_three_grid() {
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("grid.png");
     run_ok(
         convkit()
             .args(["augment-preview", "--image-size", "60", "--data"])
-            .arg(data_root().join("cats_vs_dogs"))
+            .arg(shared_data.join("cats_vs_dogs"))
             .arg("--out")
             .arg(&out),
     );
@@ -453,7 +460,7 @@ fn augment_preview_draws_a_three_by_three_grid() {
     let stderr = run_err(
         convkit()
             .args(["augment-preview", "--rotation", "2", "--data"])
-            .arg(data_root().join("cats_vs_dogs")),
+            .arg(shared_data.join("cats_vs_dogs")),
     );
     assert!(stderr.contains("random_rotation"), "{stderr}");
 }

@@ -3,27 +3,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{cats_slice, convkit, data_root, json, run_err, run_ok};
-
-/// `$CONVKIT_MODELS`, else `../shared/models` beside the repository.
-fn models_root() -> PathBuf {
-    let root = std::env::var_os("CONVKIT_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models")
-        });
-    assert!(
-        root.join("imagenet_classes.tsv").is_file(),
-        "these tests read the real ImageNet weights: set CONVKIT_MODELS (tried {})",
-        root.display()
-    );
-    root
-}
+use common::{cats_slice, convkit, data_root, json, models_root, run_err, run_ok};
 
 fn with_models(command: &mut std::process::Command) -> &mut std::process::Command {
-    command.env("CONVKIT_MODELS", models_root())
+    command.env(
+        "CONVKIT_MODELS",
+        models_root().expect("checked by the test"),
+    )
 }
 
 #[test]
@@ -40,7 +26,9 @@ fn summaries_count_the_backbones() {
 
 #[test]
 fn imagenet_prediction_names_the_cat() {
-    let cat = data_root().join("cats_vs_dogs/validation/cats/cat.2000.jpg");
+    require!(models_root());
+    let shared_data = require!(data_root());
+    let cat = shared_data.join("cats_vs_dogs/validation/cats/cat.2000.jpg");
     let output = run_ok(
         with_models(&mut convkit())
             .args([
@@ -78,9 +66,11 @@ fn imagenet_prediction_names_the_cat() {
 /// fine-tuning the result trains end to end with the top layer unfrozen.
 #[test]
 fn features_are_cached_and_the_run_fine_tunes() {
+    require!(models_root());
+    let shared_data = require!(data_root());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    cats_slice(&data, 100, 50);
+    cats_slice(&shared_data, &data, 100, 50);
     let cache = dir.path().join("cache");
     let train = |out: &str| {
         json(&run_ok(
@@ -154,6 +144,8 @@ fn features_are_cached_and_the_run_fine_tunes() {
 
 #[test]
 fn features_mode_refuses_augmentation() {
+    require!(models_root());
+    let shared_data = require!(data_root());
     let err = run_err(
         with_models(&mut convkit())
             .args([
@@ -165,7 +157,7 @@ fn features_mode_refuses_augmentation() {
                 "--augment",
             ])
             .arg("--data")
-            .arg(data_root().join("cats_vs_dogs")),
+            .arg(shared_data.join("cats_vs_dogs")),
     );
     assert!(err.contains("--mode frozen"), "{err}");
 }
