@@ -68,6 +68,17 @@ impl ResidualSpec {
     }
 }
 
+impl ResidualSpec {
+    /// Values in the projection's kernel for `input` and the block's `output` (0 when the
+    /// input is added as it is).
+    pub(crate) fn projection_param_count(&self, input: &[i64], output: &[i64]) -> Result<i64> {
+        Ok(match self.projection(input, output)? {
+            Some((filters, _)) => input[0] * filters,
+            None => 0,
+        })
+    }
+}
+
 /// A built [`ResidualSpec`].
 #[derive(Debug)]
 pub struct Residual {
@@ -113,10 +124,7 @@ impl LayerDescription for ResidualSpec {
             .map(|(layer, input)| layer.spec.param_counts(input))
             .sum::<Result<ParamCounts>>()?;
         let output = shapes.last().map(Vec::as_slice).unwrap_or(input);
-        let projection = match self.projection(input, output)? {
-            Some((filters, _)) => input[0] * filters,
-            None => 0,
-        };
+        let projection = self.projection_param_count(input, output)?;
         Ok(inner + ParamCounts::trainable(projection))
     }
 

@@ -126,11 +126,12 @@ fn residual_rows(block: &ResidualSpec, input: &[i64]) -> Result<Vec<SummaryRow>>
             params,
         });
     }
-    if shape != input {
+    let projection = block.projection_param_count(input, &shape)?;
+    if projection > 0 {
         rows.push(SummaryRow {
             layer: "  projection (Conv2D)".into(),
             output_shape: shape_text(&shape),
-            params: input[0] * shape[0],
+            params: projection,
         });
     }
     Ok(rows)
