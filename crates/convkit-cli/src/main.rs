@@ -5,7 +5,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Train, evaluate and inspect convolutional networks for image classification.
 ///
@@ -48,16 +48,24 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let given = matches
+        .subcommand()
+        .map(|(_, sub)| sub.clone())
+        .unwrap_or_default();
+    if let Err(err) = convkit::train::interrupt::install_handler() {
+        eprintln!("warning: {err}");
+    }
     convkit::device::set_threads(cli.threads);
     // Reuse freed buffers rather than page-faulting on fresh ones at every step.
     convkit::runtime::keep_freed_memory();
     let precision = cli.precision;
     let result = match cli.command {
         Command::Summary(args) => commands::summary::run(args),
-        Command::Mnist(args) => commands::mnist::run(args, &cli.device, precision),
-        Command::Train(args) => commands::train::run(args, &cli.device, precision),
-        Command::Finetune(args) => commands::finetune::run(args, &cli.device, precision),
+        Command::Mnist(args) => commands::mnist::run(args, &given, &cli.device, precision),
+        Command::Train(args) => commands::train::run(args, &given, &cli.device, precision),
+        Command::Finetune(args) => commands::finetune::run(args, &given, &cli.device, precision),
         Command::Evaluate(args) => commands::evaluate::run(args, &cli.device, precision),
         Command::Predict(args) => commands::predict::run(args, &cli.device, precision),
         Command::AugmentPreview(args) => commands::augment_preview::run(args),
@@ -65,6 +73,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            if let Some(interrupted) = err.downcast_ref::<commands::Interrupted>() {
+                eprintln!("{interrupted}");
+                return ExitCode::from(130);
+            }
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }

@@ -69,6 +69,23 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// Training was stopped by Ctrl-C or SIGTERM (see [`crate::train::interrupt`]); the state
+    /// written after the last complete epoch is kept, so the run can be resumed.
+    #[error("interrupted in epoch {epoch}; the state after epoch {} is kept", .epoch - 1)]
+    Interrupted {
+        /// The epoch that was under way (1-based).
+        epoch: usize,
+    },
+
+    /// A run asked to resume has already finished.
+    #[error("{}: the run is finished ({epochs} epochs); its results are in metrics.json", .run_dir.display())]
+    RunFinished {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// Epochs it ran.
+        epochs: usize,
+    },
+
     /// A plot could not be drawn.
     #[error("plot {path}: {message}")]
     Plot {

@@ -6,7 +6,11 @@ use anyhow::Context;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
-use convkit::workflows::{finetune_job, run_train, FinetuneOptions};
+use convkit::workflows::run_dir::read_json;
+use convkit::workflows::train::TrainRunConfig;
+use convkit::workflows::{
+    changed_settings, finetune_job, resume_train, run_train, FinetuneOptions, RunDir, TrainJob,
+};
 
 use super::augment_args::AugmentArgs;
 use super::train::print_report;
@@ -22,16 +26,17 @@ use super::train::print_report;
 /// Examples:
 ///   convkit finetune runs/vgg16-frozen --unfreeze block5            # the chapter: lr 1e-5, 30 epochs
 ///   convkit finetune runs/mobilenet --unfreeze-last 3 --epochs 10 --out runs/mobilenet-ft
+///   convkit finetune --resume runs/vgg16-frozen-finetune            # continue a stopped run
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct FinetuneArgs {
     /// The run folder of a `convkit train --base ...` run.
-    #[arg(value_name = "RUN_DIR")]
-    run_dir: PathBuf,
+    #[arg(value_name = "RUN_DIR", required_unless_present = "resume")]
+    run_dir: Option<PathBuf>,
 
     /// Base layers to train, by name or prefix (VGG16: block5 = block5_conv1..3); see
     /// `convkit summary NAME` for the names.
-    #[arg(long, value_name = "NAME", num_args = 1.., required_unless_present = "unfreeze_last")]
+    #[arg(long, value_name = "NAME", num_args = 1.., required_unless_present_any = ["unfreeze_last", "resume"])]
     unfreeze: Vec<String>,
 
     /// Train the last N layers of the base (VGG16: 3 = block5).
@@ -50,8 +55,13 @@ pub struct FinetuneArgs {
     augment: AugmentArgs,
 
     /// Run folder to write (default: RUN_DIR-finetune).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     out: Option<PathBuf>,
+
+    /// Continue the fine-tuning run in FINETUNE_DIR from its last complete epoch, with the
+    /// settings it started with (read from its run.json).
+    #[arg(long, value_name = "FINETUNE_DIR", conflicts_with = "run_dir")]
+    resume: Option<PathBuf>,
 
     /// Print the final metrics as one JSON object on stdout.
     #[arg(long)]
@@ -62,12 +72,67 @@ pub struct FinetuneArgs {
     quiet: bool,
 }
 
-pub fn run(args: FinetuneArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
+/// How the arguments name the fields of [`TrainJob`].
+const SETTING_KEYS: &[(&str, &str)] = &[
+    ("learning_rate", "optimizer"),
+    ("augment", "augmentation"),
+    ("flip", "augmentation"),
+    ("rotation", "augmentation"),
+    ("zoom", "augmentation"),
+    ("translation", "augmentation"),
+    ("contrast", "augmentation"),
+    ("crop", "augmentation"),
+    ("fill_mode", "augmentation"),
+];
+
+pub fn run(
+    args: FinetuneArgs,
+    given: &clap::ArgMatches,
+    device: &str,
+    precision: Option<Precision>,
+) -> anyhow::Result<()> {
     let device = parse_device(device)?;
-    let out = args.out.unwrap_or_else(|| {
-        let mut name = args.run_dir.file_name().unwrap_or_default().to_os_string();
+    if let Some(run_dir) = &args.resume {
+        let run = RunDir::create(run_dir)?;
+        if run.config().is_file() {
+            let saved: TrainRunConfig =
+                read_json(&run.config()).context("cannot read the run's settings")?;
+            let augmentation = args.augment.layers()?;
+            let mut job = TrainJob {
+                unfreeze: args.unfreeze.clone(),
+                unfreeze_last: args.unfreeze_last,
+                optimizer: saved
+                    .settings
+                    .optimizer
+                    .with_learning_rate(args.learning_rate),
+                epochs: args.epochs,
+                ..saved.settings.clone()
+            };
+            if !augmentation.is_empty() {
+                job.augmentation = augmentation;
+            }
+            if let Some(precision) = precision {
+                job.precision = precision;
+            }
+            let keys = super::given_settings(given, SETTING_KEYS);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let changed = changed_settings(&saved.settings, &job, &keys);
+            super::refuse_changed_settings(run_dir, &changed)?;
+        }
+        let result = resume_train(run_dir, device, !args.quiet);
+        return match super::training_result(result, "finetune", run_dir, "fine-tuning failed")? {
+            Some(report) => print_report(&report, args.json),
+            None => Ok(()),
+        };
+    }
+    let source = args
+        .run_dir
+        .clone()
+        .expect("clap requires RUN_DIR without --resume");
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = source.file_name().unwrap_or_default().to_os_string();
         name.push("-finetune");
-        args.run_dir.with_file_name(name)
+        source.with_file_name(name)
     });
     let augmentation = args.augment.layers()?;
     let options = FinetuneOptions {
@@ -76,12 +141,15 @@ pub fn run(args: FinetuneArgs, device: &str, precision: Option<Precision>) -> an
         epochs: args.epochs,
         augmentation: (!augmentation.is_empty()).then_some(augmentation),
         progress: !args.quiet,
-        ..FinetuneOptions::new(args.unfreeze, out)
+        ..FinetuneOptions::new(args.unfreeze.clone(), out.clone())
     };
-    let mut job = finetune_job(&args.run_dir, &options)?;
+    let mut job = finetune_job(&source, &options)?;
     if let Some(precision) = precision {
         job.precision = precision;
     }
-    let report = run_train(&job, device).context("fine-tuning failed")?;
-    print_report(&report, args.json)
+    let result = run_train(&job, device);
+    match super::training_result(result, "finetune", &out, "fine-tuning failed")? {
+        Some(report) => print_report(&report, args.json),
+        None => Ok(()),
+    }
 }

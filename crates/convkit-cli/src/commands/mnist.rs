@@ -7,7 +7,8 @@ use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
 use convkit::train::Optimizer;
-use convkit::workflows::{run_mnist, MnistJob};
+use convkit::workflows::run_dir::read_json;
+use convkit::workflows::{changed_settings, resume_mnist, run_mnist, MnistJob, RunDir};
 
 /// Train the chapter's MNIST convnet and evaluate it on the 10,000 test images.
 ///
@@ -22,6 +23,11 @@ use convkit::workflows::{run_mnist, MnistJob};
 ///   convkit mnist
 ///   convkit mnist --data ~/datasets/mnist --epochs 10 --seed 3 --out runs/mnist-10
 ///   convkit mnist --limit 6000 --epochs 1        # a quick check, about 90%
+///   convkit mnist --resume runs/mnist-10         # continue a run that was stopped
+///
+/// The run folder keeps its state after every epoch (state/). A run stopped by Ctrl-C, a
+/// kill or a crash continues with --resume RUN_DIR and ends exactly as if it had never
+/// stopped (same device and --threads).
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct MnistArgs {
@@ -58,8 +64,13 @@ pub struct MnistArgs {
     limit: Option<usize>,
 
     /// Run folder to write (default: runs/mnist-<date>-<time>).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     out: Option<PathBuf>,
+
+    /// Continue the run in RUN_DIR from its last complete epoch, with the settings it
+    /// started with (read from its run.json).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
 
     /// Print the final metrics as one JSON object on stdout instead of text.
     #[arg(long)]
@@ -70,9 +81,21 @@ pub struct MnistArgs {
     quiet: bool,
 }
 
-pub fn run(args: MnistArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
+/// How the arguments name the fields of [`MnistJob`].
+const SETTING_KEYS: &[(&str, &str)] = &[
+    ("data", "data_dir"),
+    ("limit", "train_limit"),
+    ("learning_rate", "optimizer"),
+];
+
+pub fn run(
+    args: MnistArgs,
+    given: &clap::ArgMatches,
+    device: &str,
+    precision: Option<Precision>,
+) -> anyhow::Result<()> {
     let device = parse_device(device)?;
-    let out = args.out.unwrap_or_else(|| {
+    let out = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/mnist-{}",
             chrono::Local::now().format("%Y%m%d-%H%M%S")
@@ -88,9 +111,29 @@ pub fn run(args: MnistArgs, device: &str, precision: Option<Precision>) -> anyho
         optimizer: Optimizer::rmsprop().with_learning_rate(args.learning_rate),
         progress: !args.quiet,
         precision: precision.unwrap_or_default(),
-        ..MnistJob::new(out)
+        ..MnistJob::new(out.clone())
     };
-    let report = run_mnist(&job, device).context("MNIST run failed")?;
+    let result = match &args.resume {
+        Some(run_dir) => {
+            let run = RunDir::create(run_dir)?;
+            if run.config().is_file() {
+                let saved: convkit::workflows::mnist::MnistRunConfig =
+                    read_json(&run.config()).context("cannot read the run's settings")?;
+                let keys = super::given_settings(given, SETTING_KEYS);
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let saved = MnistJob {
+                    out_dir: out.clone(),
+                    ..saved.settings
+                };
+                super::refuse_changed_settings(run_dir, &changed_settings(&saved, &job, &keys))?;
+            }
+            resume_mnist(run_dir, device, !args.quiet)
+        }
+        None => run_mnist(&job, device),
+    };
+    let Some(report) = super::training_result(result, "mnist", &out, "MNIST run failed")? else {
+        return Ok(());
+    };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

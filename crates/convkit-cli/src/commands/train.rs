@@ -8,8 +8,12 @@ use convkit::device::parse_device;
 use convkit::models::{BackboneArch, Head, ScratchModel};
 use convkit::runtime::Precision;
 use convkit::train::Optimizer;
+use convkit::workflows::run_dir::read_json;
+use convkit::workflows::train::TrainRunConfig;
 use convkit::workflows::transfer::TransferMode;
-use convkit::workflows::{run_train, RunDir, TrainJob, TrainReport};
+use convkit::workflows::{
+    changed_settings, resume_train, run_train, RunDir, TrainJob, TrainReport,
+};
 
 use super::augment_args::AugmentArgs;
 
@@ -37,12 +41,17 @@ use super::augment_args::AugmentArgs;
 ///   convkit train --data cats_vs_dogs --base mobilenet_v2 --augment --epochs 10
 ///   convkit train --data photos --rotation 0.05 --contrast 0.2 --early-stopping 10
 ///   convkit train --data cats_vs_dogs --init-from runs/aug --augment --learning-rate 1e-4 --epochs 10
+///   convkit train --resume runs/aug                             # continue a stopped run
+///
+/// The run folder keeps its state after every epoch (state/). A run stopped by Ctrl-C, a
+/// kill or a crash continues with --resume RUN_DIR and ends exactly as if it had never
+/// stopped (same device and --threads); fine-tuning runs resume the same way.
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct TrainArgs {
     /// Folder of class sub-folders, or of train/ validation/ test/ folders.
-    #[arg(long, value_name = "DIR")]
-    data: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    data: Option<PathBuf>,
 
     /// The model trained from scratch: small-convnet (the chapter's, 991,041 parameters at
     /// 180x180) or mini-xception (residual separable convolutions with batch normalization,
@@ -159,8 +168,13 @@ pub struct TrainArgs {
     strict: bool,
 
     /// Run folder to write (default: runs/<model>-<date>-<time>).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     out: Option<PathBuf>,
+
+    /// Continue the run in RUN_DIR (of `convkit train` or `convkit finetune`) from its last
+    /// complete epoch, with the settings it started with (read from its run.json).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
 
     /// Print the final metrics as one JSON object on stdout.
     #[arg(long)]
@@ -171,22 +185,85 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-/// How the pretrained base is used.
-pub fn run(args: TrainArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
+/// How the arguments name the fields of [`TrainJob`].
+const SETTING_KEYS: &[(&str, &str)] = &[
+    ("data", "data_dir"),
+    ("learning_rate", "optimizer"),
+    ("augment", "augmentation"),
+    ("flip", "augmentation"),
+    ("rotation", "augmentation"),
+    ("zoom", "augmentation"),
+    ("translation", "augmentation"),
+    ("contrast", "augmentation"),
+    ("crop", "augmentation"),
+    ("fill_mode", "augmentation"),
+];
+
+pub fn run(
+    args: TrainArgs,
+    given: &clap::ArgMatches,
+    device: &str,
+    precision: Option<Precision>,
+) -> anyhow::Result<()> {
     let device = parse_device(device)?;
+    if let Some(run_dir) = &args.resume {
+        let run = RunDir::create(run_dir)?;
+        if run.config().is_file() {
+            let saved: TrainRunConfig =
+                read_json(&run.config()).context("cannot read the run's settings")?;
+            let data = args.data.clone().unwrap_or(saved.settings.data_dir.clone());
+            let job = job_from_args(&args, data, run_dir.clone(), precision)?;
+            let keys = super::given_settings(given, SETTING_KEYS);
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let saved = TrainJob {
+                out_dir: run_dir.clone(),
+                ..saved.settings
+            };
+            super::refuse_changed_settings(run_dir, &changed_settings(&saved, &job, &keys))?;
+        }
+        let result = resume_train(run_dir, device, !args.quiet);
+        return match super::training_result(result, "train", run_dir, "training failed")? {
+            Some(report) => print_report(&report, args.json),
+            None => Ok(()),
+        };
+    }
+    let data = args
+        .data
+        .clone()
+        .expect("clap requires --data without --resume");
     let base = args
         .base
         .as_deref()
         .map(BackboneArch::from_name)
         .transpose()?;
-    let out = args.out.unwrap_or_else(|| {
+    let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/{}-{}",
             base.map_or(args.model.name(), |b| b.name()),
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    let job = TrainJob {
+    let job = job_from_args(&args, data, out.clone(), precision)?;
+    let result = run_train(&job, device);
+    match super::training_result(result, "train", &out, "training failed")? {
+        Some(report) => print_report(&report, args.json),
+        None => Ok(()),
+    }
+}
+
+/// The job the arguments describe, on `data`, writing to `out`.
+fn job_from_args(
+    args: &TrainArgs,
+    data: PathBuf,
+    out: PathBuf,
+    precision: Option<Precision>,
+) -> anyhow::Result<TrainJob> {
+    let base = args
+        .base
+        .as_deref()
+        .map(BackboneArch::from_name)
+        .transpose()?;
+    Ok(TrainJob {
         model: args.model,
         image_size: args.image_size,
         crop_to_aspect_ratio: args.crop_to_aspect_ratio,
@@ -203,17 +280,15 @@ pub fn run(args: TrainArgs, device: &str, precision: Option<Precision>) -> anyho
         progress: !args.quiet,
         base,
         mode: args.mode,
-        weights: args.weights,
+        weights: args.weights.clone(),
         head: args.head,
-        features_cache: args.features_cache,
-        unfreeze: args.unfreeze,
+        features_cache: args.features_cache.clone(),
+        unfreeze: args.unfreeze.clone(),
         unfreeze_last: args.unfreeze_last,
-        init_from: args.init_from.map(init_checkpoint).transpose()?,
+        init_from: args.init_from.clone().map(init_checkpoint).transpose()?,
         precision: precision.unwrap_or_default(),
-        ..TrainJob::new(args.data, out)
-    };
-    let report = run_train(&job, device).context("training failed")?;
-    print_report(&report, args.json)
+        ..TrainJob::new(data, out)
+    })
 }
 
 /// The checkpoint that `--init-from` names: a run folder's best checkpoint, or a file.

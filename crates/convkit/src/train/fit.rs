@@ -1,5 +1,7 @@
 //! The training loop.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -7,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::callbacks::{BatchEnd, Callback, TrainControl};
 use super::history::{EpochRecord, History};
 use super::metrics::RunningMetrics;
-use super::optimizer::Optimizer;
+use super::optimizer::{Optimizer, OptimizerState};
+use super::training_state::{StateDir, TrainingState};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -23,12 +26,19 @@ pub struct FitConfig {
     /// The optimizer and its settings.
     pub optimizer: Optimizer,
     /// Seeds the order of samples (epoch `e` uses `seed + e`) and libtorch's generator
-    /// (dropout): the same seed on the same device and thread count gives the same run.
+    /// (dropout, augmentation), reseeded at the start of every epoch from the seed and the
+    /// epoch: the same seed on the same device and thread count gives the same run, and a
+    /// resumed run continues with the draws the uninterrupted one would have made.
     pub seed: u64,
     /// The precision to train (and validate) in; `None` keeps the model's
     /// ([`Model::set_precision`]). The model keeps it after `fit`.
     #[serde(default)]
     pub precision: Option<Precision>,
+    /// Where to keep the resumable state ([`StateDir`]): written after every epoch, and
+    /// read at the start, so that `fit` continues a run where its last state ends. `None`
+    /// keeps no state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for FitConfig {
@@ -39,6 +49,7 @@ impl Default for FitConfig {
             optimizer: Optimizer::rmsprop(),
             seed: 0,
             precision: None,
+            state_dir: None,
         }
     }
 }
@@ -47,6 +58,13 @@ impl Model {
     /// Trains the model on `train` for `config.epochs` epochs and, after each epoch,
     /// evaluates it on `validation` (when given) and runs the callbacks. Returns the
     /// history; stops early when a callback asks.
+    ///
+    /// With a [`FitConfig::state_dir`], the state after each epoch (weights, optimizer,
+    /// learning rate, callbacks, history) is written there, and a state found there at the
+    /// start is continued: the run ends with exactly the weights and history of an
+    /// uninterrupted one (same device, thread count and precision). The callbacks must be
+    /// the same, in the same order. A Ctrl-C ([`super::interrupt`]) stops at the next batch
+    /// with [`Error::Interrupted`].
     ///
     /// ```no_run
     /// # use convkit::{data::Dataset, models, train::FitConfig, Model};
@@ -76,14 +94,47 @@ impl Model {
         let device = self.device();
         let train = train.to_device(device);
         let mut optimizer = config.optimizer.build(self.var_store())?;
-        tch::manual_seed(config.seed as i64);
         let mut history = History::default();
         let mut control = TrainControl::new(config.optimizer.learning_rate());
-        let mut applied_lr = control.learning_rate();
         for callback in callbacks.iter_mut() {
             callback.on_train_begin(self, &mut control)?;
         }
-        for epoch in 1..=config.epochs {
+        let states = config.state_dir.as_ref().map(StateDir::new);
+        let mut first_epoch = 1;
+        if let Some(saved) = states.as_ref().map(StateDir::latest).transpose()?.flatten() {
+            let state = &saved.state;
+            if state.callbacks.len() != callbacks.len() {
+                return Err(Error::invalid_data(
+                    saved.dir.join("state.json"),
+                    format!(
+                        "the run was saved with {} callbacks, and is resumed with {}",
+                        state.callbacks.len(),
+                        callbacks.len()
+                    ),
+                ));
+            }
+            crate::weights::load_weights(self.var_store_mut(), &saved.weights())?;
+            optimizer.restore(self.var_store(), saved.optimizer()?)?;
+            for (callback, callback_state) in callbacks.iter_mut().zip(&state.callbacks) {
+                if let Some(json) = callback_state {
+                    callback.restore(json.clone())?;
+                }
+            }
+            control.set_learning_rate(state.learning_rate);
+            if state.stopped {
+                control.stop();
+            }
+            history = state.history.clone();
+            first_epoch = state.epoch + 1;
+        }
+        let mut applied_lr = config.optimizer.learning_rate();
+        let last_epoch = if control.stop_requested() {
+            0
+        } else {
+            config.epochs
+        };
+        for epoch in first_epoch..=last_epoch {
+            tch::manual_seed(epoch_seed(config.seed, epoch));
             for callback in callbacks.iter_mut() {
                 callback.on_epoch_begin(epoch, config.epochs, &mut control)?;
             }
@@ -120,6 +171,9 @@ impl Model {
                 for callback in callbacks.iter_mut() {
                     callback.on_batch_end(&event, &mut control)?;
                 }
+                if super::interrupt::stop_requested() {
+                    return Err(Error::Interrupted { epoch });
+                }
                 if control.learning_rate() != applied_lr {
                     applied_lr = control.learning_rate();
                     optimizer.set_lr(applied_lr);
@@ -148,6 +202,14 @@ impl Model {
             for callback in callbacks.iter_mut() {
                 callback.on_epoch_end(self, &history, &mut control)?;
             }
+            if let Some(states) = &states {
+                let mut state = TrainingState::new(epoch, config.epochs, config.seed);
+                state.stopped = control.stop_requested();
+                state.learning_rate = control.learning_rate();
+                state.callbacks = callbacks.iter().map(|c| c.state()).collect();
+                state.history = history.clone();
+                self.save_state(states, &state, &optimizer)?;
+            }
             if control.stop_requested() {
                 break;
             }
@@ -156,5 +218,134 @@ impl Model {
             callback.on_train_end(self, &history)?;
         }
         Ok(history)
+    }
+
+    fn save_state(
+        &self,
+        states: &StateDir,
+        state: &TrainingState,
+        optimizer: &OptimizerState,
+    ) -> Result<()> {
+        let weights: BTreeMap<String, tch::Tensor> =
+            self.var_store().variables().into_iter().collect();
+        let weights: Vec<(String, tch::Tensor)> = weights
+            .into_iter()
+            .map(|(name, t)| (name, t.to_device(tch::Device::Cpu).contiguous()))
+            .collect();
+        states.save(state, &weights, &optimizer.snapshot(self.var_store())?)
+    }
+}
+
+/// The seed of libtorch's generator for `epoch`: a mix of the run's seed and the epoch, so
+/// that every epoch's draws are known without replaying the earlier ones.
+pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> i64 {
+    // SplitMix64's finaliser over the pair.
+    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as i64 >> 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::augment::{FlipMode, RandomFlipSpec};
+    use crate::nn::{Activation, BatchNormalizationSpec, Sequential};
+    use crate::train::{BestCheckpoint, EarlyStopping, ReduceLrOnPlateau};
+    use tch::{Device, Kind, Tensor};
+
+    fn data(seed: i64) -> Dataset {
+        tch::manual_seed(seed);
+        let images = Tensor::randint(256, [48, 3, 8, 8], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(2, [48], (Kind::Int64, Device::Cpu));
+        Dataset::new(images, labels, vec!["a".into(), "b".into()]).unwrap()
+    }
+
+    /// Every kind of random draw and state: augmentation, dropout, batch-norm statistics,
+    /// RMSprop's moments, a plateau schedule, early stopping and a best checkpoint.
+    fn model() -> Model {
+        let spec = Sequential::new("resumable", [3, 8, 8])
+            .add(RandomFlipSpec::new(FlipMode::Horizontal))
+            .rescaling(1.0 / 255.0)
+            .conv2d(4, 3, Activation::Relu)
+            .add(BatchNormalizationSpec::default())
+            .flatten()
+            .dropout(0.5)
+            .dense(2, Activation::Softmax);
+        Model::new(&spec, Device::Cpu, 3).unwrap()
+    }
+
+    fn train_for(model: &mut Model, epochs: usize, dir: &std::path::Path) -> Result<History> {
+        let (train, validation) = (data(1), data(2));
+        let config = FitConfig {
+            epochs,
+            batch_size: 8,
+            optimizer: Optimizer::rmsprop().with_learning_rate(1e-2),
+            seed: 9,
+            precision: None,
+            state_dir: Some(dir.join("state")),
+        };
+        let mut best = BestCheckpoint::new(dir.join("best.safetensors"));
+        let mut reduce = ReduceLrOnPlateau::new(0.5, 1, 1e-6);
+        let mut early = EarlyStopping::new(50);
+        let mut callbacks: Vec<&mut dyn Callback> = vec![&mut best, &mut reduce, &mut early];
+        model.fit(&train, Some(&validation), &config, &mut callbacks)
+    }
+
+    fn weights(model: &Model) -> Vec<(String, Vec<f32>)> {
+        let mut vars: Vec<_> = model
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
+    fn without_timings(history: &History) -> Vec<EpochRecord> {
+        history
+            .epochs
+            .iter()
+            .map(|r| EpochRecord {
+                seconds: 0.0,
+                images_per_second: 0.0,
+                ..r.clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resumed_run_ends_bit_for_bit_as_an_uninterrupted_one() {
+        let whole_dir = tempfile::tempdir().unwrap();
+        let mut whole = model();
+        let expected = train_for(&mut whole, 6, whole_dir.path()).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = model();
+        train_for(&mut first, 2, dir.path()).unwrap();
+        // A fresh process: new weights, new optimizer, new callbacks, other global draws.
+        tch::manual_seed(12345);
+        let mut resumed = model();
+        let history = train_for(&mut resumed, 6, dir.path()).unwrap();
+
+        assert_eq!(without_timings(&history), without_timings(&expected));
+        assert_eq!(weights(&resumed), weights(&whole));
+        assert_eq!(
+            std::fs::read(dir.path().join("best.safetensors")).unwrap(),
+            std::fs::read(whole_dir.path().join("best.safetensors")).unwrap()
+        );
+        // The state of a finished run resumes to no more epochs.
+        let again = train_for(&mut resumed, 6, dir.path()).unwrap();
+        assert_eq!(again.epochs.len(), 6);
+        assert_eq!(weights(&resumed), weights(&whole));
+    }
+
+    #[test]
+    fn epoch_seeds_differ_by_epoch_and_by_seed() {
+        let seeds: std::collections::HashSet<i64> = (0..4u64)
+            .flat_map(|s| (1..50).map(move |e| epoch_seed(s, e)))
+            .collect();
+        assert_eq!(seeds.len(), 4 * 49);
     }
 }

@@ -1,11 +1,13 @@
 //! Training: the fit loop, losses, optimizer settings, metrics, callbacks and history.
 
+pub mod adam;
 pub mod best_checkpoint;
 pub mod callbacks;
 pub mod early_stopping;
 pub mod evaluate;
 pub mod fit;
 pub mod history;
+pub mod interrupt;
 pub mod loss;
 pub mod metrics;
 pub mod monitor;
@@ -13,7 +15,9 @@ pub mod optimizer;
 pub mod progress;
 pub mod reduce_lr_on_plateau;
 pub mod rmsprop;
+pub mod training_state;
 
+pub use adam::KerasAdam;
 pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
 pub use callbacks::{BatchEnd, Callback, CurvesPlot, HistoryCsv, TrainControl};
 pub use early_stopping::EarlyStopping;
@@ -22,10 +26,11 @@ pub use fit::FitConfig;
 pub use history::{EpochRecord, History};
 pub use loss::Loss;
 pub use monitor::{Monitor, MonitorMode};
-pub use optimizer::{Optimizer, OptimizerState};
+pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
 pub use progress::ProgressBars;
 pub use reduce_lr_on_plateau::ReduceLrOnPlateau;
 pub use rmsprop::KerasRmsProp;
+pub use training_state::{SavedState, StateDir, TrainingState};
 
 #[cfg(test)]
 pub(crate) mod test_support {

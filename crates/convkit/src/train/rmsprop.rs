@@ -14,8 +14,10 @@ use tch::{nn::VarStore, Tensor};
 /// update.
 #[derive(Debug)]
 pub struct KerasRmsProp {
-    params: Vec<Tensor>,
-    velocities: Vec<Option<Tensor>>,
+    pub(crate) params: Vec<Tensor>,
+    pub(crate) velocities: Vec<Option<Tensor>>,
+    /// Updates applied so far.
+    pub(crate) steps: u64,
     learning_rate: f64,
     rho: f64,
     epsilon: f64,
@@ -29,6 +31,7 @@ impl KerasRmsProp {
         KerasRmsProp {
             params,
             velocities,
+            steps: 0,
             learning_rate,
             rho,
             epsilon,
@@ -54,6 +57,7 @@ impl KerasRmsProp {
     /// ([`crate::runtime::rmsprop_step`]: five multi-tensor kernels, not seven per variable).
     pub fn step(&mut self) {
         let _guard = tch::no_grad_guard();
+        self.steps += 1;
         let (mut params, mut grads, mut velocities) = (Vec::new(), Vec::new(), Vec::new());
         for (p, velocity) in self.params.iter().zip(&mut self.velocities) {
             if !p.requires_grad() {

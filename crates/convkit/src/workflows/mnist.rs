@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::run_dir::{peak_rss_bytes, write_json, RunDir};
+use super::run_dir::{peak_rss_bytes, read_json, write_json, RunDir};
 use crate::data::mnist::{load_mnist_datasets, locate_or_download_mnist, mnist_mirror};
 use crate::device::device_name;
 use crate::error::Result;
@@ -123,6 +123,32 @@ pub struct MnistReport {
 /// epoch, as the chapter evaluates it), `history.csv`, `curves.png`, `metrics.json`,
 /// `run.json`.
 pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
+    mnist(job, device, false)
+}
+
+/// Continues the MNIST run in `run_dir` from its last complete state, with the settings its
+/// `run.json` records, and finishes it as [`run_mnist`] would have: bit for bit, on the same
+/// device, thread count and precision. A finished run is [`Error::RunFinished`].
+///
+/// [`Error::RunFinished`]: crate::Error::RunFinished
+pub fn resume_mnist(run_dir: &Path, device: Device, progress: bool) -> Result<MnistReport> {
+    let run = RunDir::create(run_dir)?;
+    run.check_resumable("mnist")?;
+    let config: MnistRunConfig = read_json(&run.config())?;
+    let mut job = config.settings;
+    job.out_dir = run_dir.to_owned();
+    job.progress = progress;
+    if progress {
+        super::train::warn_if_not_reproducible(&config.device, config.threads, device);
+    }
+    mnist(&job, device, true)
+}
+
+fn mnist(job: &MnistJob, device: Device, resume: bool) -> Result<MnistReport> {
+    let run = RunDir::create(&job.out_dir)?;
+    if !resume {
+        run.start_fresh("mnist")?;
+    }
     let data_dir =
         locate_or_download_mnist(job.data_dir.as_deref(), &mnist_mirror(), job.progress)?;
     let (train_all, test) = load_mnist_datasets(&data_dir)?;
@@ -131,19 +157,20 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
         None => train_all,
     };
     let (train, validation) = train_all.split_validation(job.validation_split)?;
-    let run = RunDir::create(&job.out_dir)?;
     let threads = tch::get_num_threads().max(1) as usize;
-    write_json(
-        &run.config(),
-        &MnistRunConfig {
-            job: "mnist".into(),
-            data_dir: data_dir.clone(),
-            settings: job.clone(),
-            device: device_name(device),
-            precision: job.precision.resolve(device),
-            threads,
-        },
-    )?;
+    if !resume {
+        write_json(
+            &run.config(),
+            &MnistRunConfig {
+                job: "mnist".into(),
+                data_dir: data_dir.clone(),
+                settings: job.clone(),
+                device: device_name(device),
+                precision: job.precision.resolve(device),
+                threads,
+            },
+        )?;
+    }
     if job.progress {
         eprintln!(
             "MNIST from {}: {} training, {} validation, {} test images; mnist_convnet on {} in {} ({} threads)",
@@ -164,6 +191,7 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
         optimizer: job.optimizer,
         seed: job.seed,
         precision: Some(job.precision),
+        state_dir: Some(run.state()),
     };
     let mut history_csv = HistoryCsv(run.history());
     let mut curves = CurvesPlot {

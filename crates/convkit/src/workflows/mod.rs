@@ -1,6 +1,7 @@
 //! What each command of the `convkit` binary runs, one function per command, so that the
 //! binary only parses arguments.
 
+pub mod changed_settings;
 pub mod evaluate;
 pub mod features;
 pub mod finetune;
@@ -11,10 +12,11 @@ pub mod run_dir;
 pub mod train;
 pub mod transfer;
 
+pub use changed_settings::changed_settings;
 pub use evaluate::evaluate_run;
 pub use finetune::{finetune_job, FinetuneOptions};
 pub use imagenet_predict::{predict_imagenet, ImagenetPrediction};
-pub use mnist::{run_mnist, MnistJob, MnistReport};
+pub use mnist::{resume_mnist, run_mnist, MnistJob, MnistReport};
 pub use predict::{predict_images, Prediction};
 pub use run_dir::RunDir;
-pub use train::{run_train, TrainJob, TrainReport};
+pub use train::{resume_train, run_train, TrainJob, TrainReport};

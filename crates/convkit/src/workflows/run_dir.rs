@@ -89,6 +89,89 @@ impl RunDir {
         self.root.join("run.json")
     }
 
+    /// `state/`: the resumable training state ([`crate::train::StateDir`]).
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// The `job` that `run.json` names (`mnist` or `train`), if it can be read.
+    pub fn recorded_job(&self) -> Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Recorded {
+            job: String,
+        }
+        Ok(read_json::<Recorded>(&self.config())?.job)
+    }
+
+    /// Makes the folder ready for a new run of `command`: refuses one that holds a run in
+    /// progress (a state, no `metrics.json`), and clears the state and metrics of a
+    /// finished one.
+    pub fn start_fresh(&self, command: &str) -> Result<()> {
+        let states = crate::train::StateDir::new(self.state());
+        if !self.metrics().is_file() {
+            if let Some(saved) = states.latest()? {
+                return Err(Error::InvalidConfig(format!(
+                    "{} holds a run in progress ({} of {} epochs done): continue it with \
+                     `convkit {command} --resume {}`, or write to another folder with --out",
+                    self.root.display(),
+                    saved.state.epoch,
+                    saved.state.epochs,
+                    self.root.display()
+                )));
+            }
+        }
+        states.clear()?;
+        match std::fs::remove_file(self.metrics()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(self.metrics(), e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that the folder holds an unfinished run of `job` (`mnist` or `train`), to be
+    /// resumed, and removes the temporary files that a killed write left behind.
+    pub fn check_resumable(&self, job: &str) -> Result<()> {
+        if !self.config().is_file() {
+            return Err(Error::invalid_data(
+                &self.root,
+                "not a convkit run folder: it has no run.json to resume from",
+            ));
+        }
+        let recorded = self.recorded_job()?;
+        if recorded != job {
+            return Err(Error::invalid_data(
+                self.config(),
+                format!(
+                    "this is a `{recorded}` run: resume it with `convkit {} --resume {}`",
+                    if recorded == "train" {
+                        "train"
+                    } else {
+                        "mnist"
+                    },
+                    self.root.display()
+                ),
+            ));
+        }
+        if self.metrics().is_file() {
+            let epochs =
+                crate::train::History::read_csv(&self.history()).map_or(0, |h| h.epochs.len());
+            return Err(Error::RunFinished {
+                run_dir: self.root.clone(),
+                epochs,
+            });
+        }
+        for entry in std::fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))? {
+            let path = entry.map_err(|e| Error::io(&self.root, e))?.path();
+            let partial = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.') && n.contains(".partial-"));
+            if partial {
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The precision the run computed in, as `run.json` records it (fp32 for runs made
     /// before convkit recorded it, or without a readable `run.json`).
     pub fn recorded_precision(&self) -> Precision {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::features::FeatureCache;
-use super::run_dir::{peak_rss_bytes, write_json, RunDir};
+use super::run_dir::{peak_rss_bytes, read_json, write_json, RunDir};
 use super::transfer::{fit_on_features, prepare_features, FeaturesReport, TransferMode};
 use crate::data::image_folder::{ImageFolder, ImageOptions, LoadedImages, SplitFolders};
 use crate::data::Dataset;
@@ -257,7 +257,51 @@ pub fn check_classes(model: &Model, data: &Dataset, dir: &Path) -> Result<()> {
 /// `best.safetensors` (lowest validation loss) and `last.safetensors`, each with its `.json`,
 /// `history.csv` and `curves.png` (rewritten every epoch), `metrics.json`, `run.json`.
 pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
+    train(job, device, false)
+}
+
+/// Continues the training run in `run_dir` (a `convkit train` or `convkit finetune` run)
+/// from its last complete state, with the settings its `run.json` records, and finishes it
+/// as [`run_train`] would have: the same weights, history and metrics as a run that was
+/// never interrupted, on the same device, thread count and precision. A finished run is
+/// [`Error::RunFinished`].
+pub fn resume_train(run_dir: &Path, device: Device, progress: bool) -> Result<TrainReport> {
+    let run = RunDir::create(run_dir)?;
+    run.check_resumable("train")?;
+    let config: TrainRunConfig = read_json(&run.config())?;
+    let mut job = config.settings;
+    job.out_dir = run_dir.to_owned();
+    job.progress = progress;
+    if progress {
+        warn_if_not_reproducible(&config.device, config.threads, device);
+    }
+    train(&job, device, true)
+}
+
+/// Warns when a resumed run computes on another device or thread count than it started on:
+/// it continues correctly, but not bit for bit as the uninterrupted run would have.
+pub(crate) fn warn_if_not_reproducible(
+    recorded_device: &str,
+    recorded_threads: usize,
+    device: Device,
+) {
+    let threads = tch::get_num_threads().max(1) as usize;
+    if recorded_device != device_name(device) || recorded_threads != threads {
+        eprintln!(
+            "warning: the run started on {recorded_device} with {recorded_threads} threads and \
+             continues on {} with {threads}: its results will not be bit-identical to an \
+             uninterrupted run",
+            device_name(device)
+        );
+    }
+}
+
+fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
     check_settings(job)?;
+    let run = RunDir::create(&job.out_dir)?;
+    if !resume {
+        run.start_fresh("train")?;
+    }
     let splits = SplitFolders::detect(&job.data_dir);
     let options = job.image_options();
     let start = Instant::now();
@@ -285,21 +329,22 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
     let load_seconds = start.elapsed().as_secs_f64();
     let loaded_count = train.len() + validation.len() + skipped;
 
-    let run = RunDir::create(&job.out_dir)?;
     let threads = tch::get_num_threads().max(1) as usize;
-    write_json(
-        &run.config(),
-        &TrainRunConfig {
-            job: "train".into(),
-            train_dir: splits.train.clone(),
-            validation_dir: splits.validation.clone(),
-            test_dir: splits.test.clone(),
-            settings: job.clone(),
-            device: device_name(device),
-            precision: job.precision.resolve(device),
-            threads,
-        },
-    )?;
+    if !resume {
+        write_json(
+            &run.config(),
+            &TrainRunConfig {
+                job: "train".into(),
+                train_dir: splits.train.clone(),
+                validation_dir: splits.validation.clone(),
+                test_dir: splits.test.clone(),
+                settings: job.clone(),
+                device: device_name(device),
+                precision: job.precision.resolve(device),
+                threads,
+            },
+        )?;
+    }
     let (mut model, weights) = build_model(job, train.classes(), device)?;
     model.set_decoding(options.decoding());
     let precision = model.set_precision(job.precision);
@@ -327,6 +372,7 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
         optimizer: job.optimizer,
         seed: job.seed,
         precision: Some(precision),
+        state_dir: Some(run.state()),
     };
     let mut history_csv = HistoryCsv(run.history());
     let mut curves = CurvesPlot {

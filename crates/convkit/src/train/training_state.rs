@@ -1,0 +1,278 @@
+//! Resumable training: what [`Model::fit`](crate::Model::fit) writes at the end of every
+//! epoch so that a killed run continues exactly where it stopped.
+//!
+//! A state lives in its own folder, `epoch-NNNN/`, under the state folder (`RUN/state/`):
+//! `model.safetensors` (every variable), `optimizer.safetensors` (the optimizer's
+//! tensors) and `state.json` (epoch, learning rate, history, callbacks, step count). The
+//! JSON is written last and atomically, so a folder without it is an incomplete write and
+//! is ignored; older states are removed only once the new one is complete.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use super::history::History;
+use super::optimizer::OptimizerSnapshot;
+use crate::atomic_file::{write_atomic, write_atomic_with};
+use crate::error::{Error, Result};
+
+const FORMAT: &str = "convkit-training-state";
+const VERSION: u32 = 1;
+
+/// Everything but the tensors of a resumable state (`state.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// Always `convkit-training-state`.
+    pub format: String,
+    /// Format version (1).
+    pub version: u32,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Epochs the run was asked for.
+    pub epochs: usize,
+    /// Whether a callback stopped the run after `epoch` (early stopping).
+    pub stopped: bool,
+    /// The learning rate in force for the next epoch.
+    pub learning_rate: f64,
+    /// Optimizer updates applied so far.
+    pub optimizer_steps: u64,
+    /// The seed of the run (each epoch's draws derive from it and the epoch).
+    pub seed: u64,
+    /// The state of each callback, in the order they were given to `fit`.
+    pub callbacks: Vec<Option<serde_json::Value>>,
+    /// Every epoch so far.
+    pub history: History,
+}
+
+impl TrainingState {
+    /// A state after `epoch` of `epochs` epochs.
+    pub fn new(epoch: usize, epochs: usize, seed: u64) -> Self {
+        TrainingState {
+            format: FORMAT.into(),
+            version: VERSION,
+            epoch,
+            epochs,
+            stopped: false,
+            learning_rate: 0.0,
+            optimizer_steps: 0,
+            seed,
+            callbacks: Vec::new(),
+            history: History::default(),
+        }
+    }
+
+    /// Whether the run needs no more epochs.
+    pub fn is_finished(&self) -> bool {
+        self.stopped || self.epoch >= self.epochs
+    }
+}
+
+/// A complete state read back: the JSON part and where its tensors are.
+#[derive(Debug)]
+pub struct SavedState {
+    /// The JSON part.
+    pub state: TrainingState,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+impl SavedState {
+    /// `model.safetensors`: every variable of the model.
+    pub fn weights(&self) -> PathBuf {
+        self.dir.join("model.safetensors")
+    }
+
+    /// The optimizer's tensors and step count.
+    pub fn optimizer(&self) -> Result<OptimizerSnapshot> {
+        let path = self.dir.join("optimizer.safetensors");
+        Ok(OptimizerSnapshot {
+            steps: self.state.optimizer_steps,
+            tensors: crate::weights::read_weights(&path)?,
+        })
+    }
+}
+
+/// The state folder of a run (`RUN/state/`).
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state folder at `root` (created on the first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        StateDir { root: root.into() }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The latest complete state, if any. A `state.json` that exists but cannot be read is
+    /// an error naming it (it is written atomically, so it is not a half-written file).
+    pub fn latest(&self) -> Result<Option<SavedState>> {
+        for dir in self.epoch_dirs()?.into_iter().rev() {
+            let path = dir.join("state.json");
+            if !path.is_file() {
+                continue;
+            }
+            let state: TrainingState = crate::workflows::run_dir::read_json(&path)?;
+            if state.format != FORMAT || state.version != VERSION {
+                return Err(Error::invalid_data(
+                    &path,
+                    format!(
+                        "not a convkit training state of version {VERSION} (format `{}`, version {})",
+                        state.format, state.version
+                    ),
+                ));
+            }
+            return Ok(Some(SavedState { state, dir }));
+        }
+        Ok(None)
+    }
+
+    /// Writes the state after `state.epoch`: the model's variables, the optimizer's tensors,
+    /// then `state.json`; then removes every other state folder. On error the previous state
+    /// stays complete and loadable.
+    pub fn save(
+        &self,
+        state: &TrainingState,
+        weights: &[(String, Tensor)],
+        optimizer: &OptimizerSnapshot,
+    ) -> Result<()> {
+        let dir = self.root.join(format!("epoch-{:04}", state.epoch));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        write_tensors(&dir.join("model.safetensors"), weights)?;
+        write_tensors(&dir.join("optimizer.safetensors"), &optimizer.tensors)?;
+        fault_injection_pause();
+        let mut state = state.clone();
+        state.optimizer_steps = optimizer.steps;
+        let path = dir.join("state.json");
+        let mut json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Json {
+            path: path.clone(),
+            source: e,
+        })?;
+        json.push(b'\n');
+        write_atomic(&path, &json)?;
+        for other in self.epoch_dirs()? {
+            if other != dir {
+                std::fs::remove_dir_all(&other).map_err(|e| Error::io(&other, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every state (a fresh run in the same folder).
+    pub fn clear(&self) -> Result<()> {
+        if self.root.exists() {
+            std::fs::remove_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        }
+        Ok(())
+    }
+
+    /// The `epoch-NNNN` folders, oldest first.
+    fn epoch_dirs(&self) -> Result<Vec<PathBuf>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.root, e)),
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("epoch-"))
+            })
+            .collect();
+        dirs.sort();
+        Ok(dirs)
+    }
+}
+
+fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    write_atomic_with(path, |tmp| {
+        Tensor::write_safetensors(tensors, tmp).map_err(|e| Error::invalid_data(tmp, e.to_string()))
+    })
+}
+
+/// For the fault-injection tests: `CONVKIT_FAULT_STATE_PAUSE_MS` holds a state write
+/// between its tensors and its `state.json`, so that a test can kill the process there.
+fn fault_injection_pause() {
+    if let Some(ms) = std::env::var("CONVKIT_FAULT_STATE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn snapshot() -> OptimizerSnapshot {
+        OptimizerSnapshot {
+            steps: 7,
+            tensors: vec![(
+                "velocity.w".into(),
+                Tensor::ones([2], (Kind::Float, Device::Cpu)),
+            )],
+        }
+    }
+
+    #[test]
+    fn keeps_the_latest_complete_state_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let states = StateDir::new(dir.path().join("state"));
+        assert!(states.latest().unwrap().is_none());
+        let weights = vec![(
+            "w".to_string(),
+            Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+        )];
+        for epoch in 1..=3 {
+            states
+                .save(&TrainingState::new(epoch, 5, 1), &weights, &snapshot())
+                .unwrap();
+        }
+        // An incomplete write of epoch 4: tensors, no state.json.
+        std::fs::create_dir_all(states.root().join("epoch-0004")).unwrap();
+        let latest = states.latest().unwrap().unwrap();
+        assert_eq!(latest.state.epoch, 3);
+        assert_eq!(latest.state.optimizer_steps, 7);
+        assert_eq!(latest.optimizer().unwrap().tensors.len(), 1);
+        assert!(latest.weights().is_file());
+        let left: Vec<_> = std::fs::read_dir(states.root()).unwrap().collect();
+        assert_eq!(left.len(), 2, "epoch 3 and the incomplete epoch 4");
+        assert!(!latest.state.is_finished());
+    }
+
+    /// A write that fails (here: a file where the state folder should be created) names the
+    /// path and leaves the previous state loadable.
+    #[test]
+    fn a_failed_write_keeps_the_previous_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let states = StateDir::new(dir.path().join("state"));
+        let weights = vec![(
+            "w".to_string(),
+            Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+        )];
+        states
+            .save(&TrainingState::new(1, 5, 1), &weights, &snapshot())
+            .unwrap();
+        std::fs::write(states.root().join("epoch-0002"), b"in the way").unwrap();
+        let err = states
+            .save(&TrainingState::new(2, 5, 1), &weights, &snapshot())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epoch-0002"), "{err}");
+        assert_eq!(states.latest().unwrap().unwrap().state.epoch, 1);
+    }
+}
