@@ -354,8 +354,10 @@ impl Model {
             path: weights.into(),
             source: e,
         })?;
-        save_weights(&self.vs, weights)?;
-        write_atomic(&description_path(weights), &json)
+        // The description first: a stop between the two writes leaves no weights file
+        // without its description (the first save), or a description that still fits.
+        write_atomic(&description_path(weights), &json)?;
+        save_weights(&self.vs, weights)
     }
 
     /// Loads a model saved by [`Model::save`] onto `device`. Every parameter is checked

@@ -141,6 +141,17 @@ impl Callback for HistoryCsv {
     }
 }
 
+/// Saves the model after every epoch (atomically), so that the run folder always holds a
+/// model that `evaluate` and `predict` can use, even while the run is under way.
+#[derive(Debug)]
+pub struct LatestModel(pub PathBuf);
+
+impl Callback for LatestModel {
+    fn on_epoch_end(&mut self, model: &Model, _: &History, _: &mut TrainControl) -> Result<()> {
+        model.save(&self.0)
+    }
+}
+
 /// Redraws the loss and accuracy curves (PNG) after every epoch.
 #[derive(Debug)]
 pub struct CurvesPlot {

@@ -19,7 +19,7 @@ pub mod training_state;
 
 pub use adam::KerasAdam;
 pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
-pub use callbacks::{BatchEnd, Callback, CurvesPlot, HistoryCsv, TrainControl};
+pub use callbacks::{BatchEnd, Callback, CurvesPlot, HistoryCsv, LatestModel, TrainControl};
 pub use early_stopping::EarlyStopping;
 pub use evaluate::Evaluation;
 pub use fit::FitConfig;

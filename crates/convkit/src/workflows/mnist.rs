@@ -14,7 +14,8 @@ use crate::model::Model;
 use crate::models::mnist_convnet;
 use crate::runtime::Precision;
 use crate::train::{
-    Callback, CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, Optimizer, ProgressBars,
+    Callback, CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, LatestModel, Optimizer,
+    ProgressBars,
 };
 
 /// Settings of an MNIST run; [`MnistJob::new`] gives the chapter's.
@@ -119,8 +120,8 @@ pub struct MnistReport {
 }
 
 /// Trains the chapter's MNIST convnet as `job` says, evaluates it on the test set, and
-/// writes the run folder: `model.safetensors` + `model.json` (the model after the last
-/// epoch, as the chapter evaluates it), `history.csv`, `curves.png`, `metrics.json`,
+/// writes the run folder: `model.safetensors` + `model.json` (the model after the latest
+/// epoch, rewritten after each; after the last, it is the model the chapter evaluates), `history.csv`, `curves.png`, `metrics.json`,
 /// `run.json`.
 pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
     mnist(job, device, false)
@@ -200,7 +201,8 @@ fn mnist(job: &MnistJob, device: Device, resume: bool) -> Result<MnistReport> {
     };
     let validation = (!validation.is_empty()).then_some(&validation);
     let mut progress = ProgressBars::new();
-    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves];
+    let mut latest = LatestModel(run.model());
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves, &mut latest];
     if job.progress {
         callbacks.push(&mut progress);
     }
