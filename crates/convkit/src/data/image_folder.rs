@@ -111,24 +111,32 @@ fn decode_rgb(path: &Path) -> Result<(Vec<u8>, u32, u32)> {
     let invalid = |message: String| Error::invalid_data(path, message);
     // The format comes from the content alone: a file named .png holding text is "not an
     // image", and a JPEG named .png still decodes.
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut reader = ImageReader::new(std::io::BufReader::new(file))
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
-    if reader.format().is_none() {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let Ok(format) = image::guess_format(&bytes) else {
         return Err(invalid(
             "not an image file (no known image format at its start)".into(),
         ));
+    };
+    let too_large = || {
+        invalid(format!(
+            "image too large to decode (more than {MAX_SIDE} pixels on a side, or over 1 GiB)"
+        ))
+    };
+    // The header first, so that a huge image is called huge, not truncated.
+    if let Some((width, height)) = super::image_integrity::declared_size(&bytes, format) {
+        if width > MAX_SIDE || height > MAX_SIDE {
+            return Err(too_large());
+        }
     }
+    super::image_integrity::check_complete(&bytes, format).map_err(invalid)?;
+    let mut reader = ImageReader::with_format(std::io::Cursor::new(&bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(1 << 30);
     reader.limits(limits);
     let decoded = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => invalid(format!(
-            "image too large to decode (more than {MAX_SIDE} pixels on a side, or over 1 GiB)"
-        )),
+        image::ImageError::Limits(_) => too_large(),
         other => invalid(format!("cannot decode image: {other}")),
     })?;
     let rgb = decoded.into_rgb8();

@@ -245,11 +245,16 @@ pub fn locate_mnist_in(explicit: Option<&Path>, candidates: &[PathBuf]) -> Resul
     match searched.iter().find(|dir| has_mnist_files(dir)) {
         Some(dir) => Ok(dir.clone()),
         None => Err(Error::DataNotFound {
-            what: "MNIST".to_string(),
+            what: format!("MNIST ({MNIST_HOW})"),
             searched,
         }),
     }
 }
+
+/// How a user supplies MNIST by hand, for the errors that say it was not found.
+const MNIST_HOW: &str = "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, \
+     t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, gzipped or not: put them in a folder \
+     and pass it with --data DIR, or set CONVKIT_DATA to a folder holding mnist/";
 
 /// Finds MNIST like [`locate_mnist`]; when no folder was given and none holds it,
 /// downloads it from `mirror` into [`mnist_cache_dir`] and returns that folder.
@@ -292,9 +297,18 @@ pub fn locate_or_download_mnist_in(
     progress: bool,
 ) -> Result<PathBuf> {
     match locate_mnist_in(explicit, candidates) {
-        Err(Error::DataNotFound { .. }) if explicit.is_none() => {
-            download_mnist(mirror, download_dir, progress)?;
-            Ok(download_dir.to_path_buf())
+        Err(Error::DataNotFound { searched, .. }) if explicit.is_none() => {
+            match download_mnist(mirror, download_dir, progress) {
+                Ok(()) => Ok(download_dir.to_path_buf()),
+                Err(err) => Err(Error::DataNotFound {
+                    what: format!(
+                        "MNIST (and downloading it into {} failed: {err}). Without network, \
+                         supply {MNIST_HOW}",
+                        download_dir.display()
+                    ),
+                    searched,
+                }),
+            }
         }
         found => found,
     }
@@ -605,7 +619,10 @@ mod tests {
         let candidates = [root.path().join("a"), root.path().join("b")];
         match locate_mnist_in(None, &candidates).unwrap_err() {
             Error::DataNotFound { what, searched } => {
-                assert_eq!(what, "MNIST");
+                assert!(
+                    what.starts_with("MNIST") && what.contains("--data DIR"),
+                    "{what}"
+                );
                 assert_eq!(searched, candidates);
             }
             other => panic!("expected DataNotFound, got {other:?}"),
@@ -649,6 +666,31 @@ mod tests {
                 .unwrap_err();
         assert!(matches!(err, Error::DataNotFound { .. }), "{err:?}");
         assert!(!cache.exists());
+    }
+
+    /// Without network, the error lists where convkit looked and says how to supply the
+    /// files by hand.
+    #[test]
+    fn a_failed_download_says_how_to_supply_the_files() {
+        let root = tempfile::tempdir().unwrap();
+        let candidates = [root.path().join("a")];
+        let cache = root.path().join("cache");
+        let err =
+            locate_or_download_mnist_in(None, &candidates, &cache, "http://127.0.0.1:9/", false)
+                .unwrap_err()
+                .to_string();
+        for needle in [
+            "downloading it into",
+            "--data DIR",
+            "CONVKIT_DATA",
+            "t10k-labels-idx1-ubyte",
+        ] {
+            assert!(err.contains(needle), "{needle} missing from: {err}");
+        }
+        assert!(
+            err.contains(&root.path().join("a").display().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

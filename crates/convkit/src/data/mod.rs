@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod download;
 pub mod idx;
 pub mod image_folder;
+pub mod image_integrity;
 pub mod mnist;
 
 pub use batches::{Batch, Batches};

@@ -225,7 +225,9 @@ fn load_split(
 ) -> Result<LoadedImages> {
     let folder = ImageFolder::scan(dir)?;
     let loaded = folder.load(options, strict)?;
-    if progress && !loaded.skipped.is_empty() {
+    // A warning, not progress: printed with --quiet too.
+    let _ = progress;
+    if !loaded.skipped.is_empty() {
         eprintln!(
             "warning: skipped {} unreadable file(s) in {}:",
             loaded.skipped.len(),
