@@ -29,6 +29,8 @@ pub mod cache;
 pub mod data;
 pub mod device;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod models;
 pub mod names;

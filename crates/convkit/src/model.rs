@@ -59,6 +59,7 @@ impl Model {
     /// generator seeded with `seed`.
     pub fn new(spec: &Sequential, device: Device, seed: u64) -> Result<Model> {
         spec.validate()?;
+        check_size(spec)?;
         tch::manual_seed(seed as i64);
         let vs = VarStore::new(device);
         let skip_last = spec.output_activation() != Activation::Linear;
@@ -383,6 +384,30 @@ impl Model {
         model.decoding = file.decoding;
         Ok(model)
     }
+}
+
+/// The most parameters a model may have (VGG16 whole has 138 million): a description
+/// that claims more is refused before anything is allocated.
+const MAX_PARAMS: i64 = 1_000_000_000;
+
+/// The largest image side a model may take.
+const MAX_INPUT_SIDE: i64 = 16_384;
+
+/// Refuses descriptions too large to be real models (a corrupt or hostile `model.json`).
+fn check_size(spec: &Sequential) -> Result<()> {
+    if spec.input_shape.iter().any(|&d| d > MAX_INPUT_SIDE) {
+        return Err(Error::InvalidConfig(format!(
+            "input shape {:?}: a side above {MAX_INPUT_SIDE} is not supported",
+            spec.input_shape
+        )));
+    }
+    let params = spec.param_count()?;
+    if params > MAX_PARAMS {
+        return Err(Error::InvalidConfig(format!(
+            "the architecture has {params} parameters, more than the {MAX_PARAMS} convkit builds"
+        )));
+    }
+    Ok(())
 }
 
 /// `model.safetensors` -> `model.json`.

@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 const UBYTE: u8 = 0x08;
 /// The most dimensions accepted; MNIST uses 1 (labels) and 3 (images).
 const MAX_DIMS: usize = 4;
+
+/// The most a gzipped IDX file may inflate to (MNIST's largest file is 47 MB).
+const MAX_INFLATED_BYTES: usize = 1 << 30;
 /// The first two bytes of every gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -38,12 +41,32 @@ pub struct IdxArray {
 pub fn read_idx(path: &Path) -> Result<IdxArray> {
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut bytes = if raw.starts_with(&GZIP_MAGIC) {
+        // Decompress the header first, then no more than it declares (and one byte to see
+        // trailing data): a small file that inflates without end is never held in memory.
+        let corrupt = |e: std::io::Error| {
+            Error::invalid_data(path, format!("corrupt or truncated gzip stream: {e}"))
+        };
+        let mut decoder = GzDecoder::new(raw.as_slice());
         let mut decoded = Vec::new();
-        GzDecoder::new(raw.as_slice())
+        (&mut decoder)
+            .take(4 + 4 * MAX_DIMS as u64)
             .read_to_end(&mut decoded)
-            .map_err(|e| {
-                Error::invalid_data(path, format!("corrupt or truncated gzip stream: {e}"))
-            })?;
+            .map_err(corrupt)?;
+        let declared = declared_len(&decoded).unwrap_or(decoded.len());
+        if declared > MAX_INFLATED_BYTES {
+            return Err(Error::invalid_data(
+                path,
+                format!(
+                    "its header declares {declared} bytes, more than the {MAX_INFLATED_BYTES} \
+                     that convkit inflates"
+                ),
+            ));
+        }
+        let rest = (declared + 1).saturating_sub(decoded.len()) as u64;
+        (&mut decoder)
+            .take(rest)
+            .read_to_end(&mut decoded)
+            .map_err(corrupt)?;
         decoded
     } else {
         raw
@@ -52,6 +75,18 @@ pub fn read_idx(path: &Path) -> Result<IdxArray> {
     // Drop the header in place rather than copying tens of megabytes of pixels.
     bytes.drain(..header_len);
     Ok(IdxArray { dims, data: bytes })
+}
+
+/// The length (header and data) that an IDX header at the start of `bytes` declares, if
+/// it can be read.
+fn declared_len(bytes: &[u8]) -> Option<usize> {
+    let ndims = usize::from(*bytes.get(3)?);
+    let header = bytes.get(4..4 + 4 * ndims)?;
+    header
+        .chunks_exact(4)
+        .map(|f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as usize)
+        .try_fold(1usize, |acc, d| acc.checked_mul(d))?
+        .checked_add(4 + 4 * ndims)
 }
 
 /// Parses an uncompressed IDX file held in memory; `path` is only used in error messages.

@@ -20,7 +20,12 @@ pub enum Padding {
 impl Padding {
     /// Output length along an axis of `n` values for windows of `kernel` every `stride`
     /// (below 1 when a `valid` window does not fit).
+    /// A kernel or stride below 1 gives 0, which callers refuse as a window that does not
+    /// fit.
     pub fn output_len(self, n: i64, kernel: i64, stride: i64) -> i64 {
+        if kernel < 1 || stride < 1 {
+            return 0;
+        }
         match self {
             Padding::Valid => (n - kernel) / stride + 1,
             Padding::Same => same_output_len(n, stride),
@@ -45,6 +50,9 @@ impl Padding {
 
 /// Output length of a `same` window of any size along an axis of `n` values.
 pub(crate) fn same_output_len(n: i64, stride: i64) -> i64 {
+    if stride < 1 {
+        return 0;
+    }
     (n + stride - 1) / stride
 }
 

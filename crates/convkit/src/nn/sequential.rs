@@ -221,6 +221,17 @@ impl Sequential {
                 self.input_shape
             )));
         }
+        if let Some(bad) = self
+            .layers
+            .iter()
+            .find(|l| l.name.is_empty() || l.name.contains('.'))
+        {
+            return Err(Error::InvalidConfig(format!(
+                "layer name `{}`: names are not empty and hold no `.` (it separates the \
+                 parts of a weight's name)",
+                bad.name
+            )));
+        }
         let mut names = std::collections::HashSet::new();
         if let Some(dup) = self.layers.iter().find(|l| !names.insert(l.name.as_str())) {
             return Err(Error::InvalidConfig(format!(
