@@ -60,7 +60,13 @@ fn jpeg_is_complete(bytes: &[u8]) -> Result<(), String> {
             return Err(missing_end());
         };
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        if len < 2 || at + len > bytes.len() {
+        if len < 2 {
+            return Err(format!(
+                "the JPEG is corrupt (a segment at byte {} declares a length of {len})",
+                at - 2
+            ));
+        }
+        if at + len > bytes.len() {
             return Err(missing_end());
         }
         at += len;
