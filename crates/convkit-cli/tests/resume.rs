@@ -341,4 +341,33 @@ fn an_mnist_run_killed_six_times_ends_as_if_never_stopped() {
     );
     let evaluated = |run: &Path| json(&run_ok(&mut evaluate(run)))["accuracy"].clone();
     assert_eq!(evaluated(&alone), evaluated(&killed));
+
+    // Ctrl-C (SIGINT) after the first epoch: exit status 130, the resume command printed,
+    // and the resumed run ends as the one left alone.
+    let stopped = dir.path().join("stopped");
+    let mut child = fresh(&stopped)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stopped.join("state/epoch-0001/state.json").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("Continue the run with:") && stderr.contains("convkit mnist --resume"),
+        "{stderr}"
+    );
+    run_ok(&mut resume(&stopped));
+    same_file(
+        &alone.join("model.safetensors"),
+        &stopped.join("model.safetensors"),
+    );
 }

@@ -23,6 +23,9 @@
 //!   threads (default: all cores; the reference uses one process).
 //! - `d_check`: reading the same files and checking that each is whole
 //!   (`data::image_integrity`), without decoding: the check's share of `d`.
+//! - `state [--model mnist|cats|vgg16]`: the cost of the resumable state written after
+//!   every epoch (weights, optimizer moments, `state.json`): seconds per write and bytes, for
+//!   the MNIST convnet, the chapter's cats convnet, or VGG16 frozen under the chapter's head.
 //! - `e`: a training step of EfficientNet-Lite0 frozen + the chapter's augmentation (flip,
 //!   rotation 0.1, zoom 0.2) + pooled head, 224x224, batch 32 (`bench/backbones_reference.py
 //!   e` in PyTorch).
@@ -85,6 +88,9 @@ fn main() -> convkit::Result<()> {
         Ok(model)
     };
     tch::manual_seed(1);
+    if workload == "state" {
+        return state_cost(&flag("--model").unwrap_or("mnist".into()), &build);
+    }
     let images_per_s = match workload.as_str() {
         "a" => {
             let model = build(&mnist_convnet())?;
@@ -203,6 +209,55 @@ fn main() -> convkit::Result<()> {
         "{{\"engine\": \"convkit {} (tch 0.26, libtorch 2.13)\", \"threads\": {threads}, \"workload\": \"{workload}\", \"precision\": \"{precision}\", \"memory_format\": \"{}\", \"images_per_s\": {images_per_s:.1}}}",
         env!("CARGO_PKG_VERSION"),
         memory_format.name()
+    );
+    Ok(())
+}
+
+/// Times the resumable state's write for one of the chapter's models, after one training
+/// step (so that the optimizer has its moments), and prints one JSON line.
+fn state_cost(
+    name: &str,
+    build: &dyn Fn(&Sequential) -> convkit::Result<Model>,
+) -> convkit::Result<()> {
+    use convkit::train::{OptimizerSnapshot, StateDir, TrainingState};
+    let spec = match name {
+        "mnist" => mnist_convnet(),
+        "cats" => small_convnet(&RecipeOptions::default()),
+        "vgg16" => transfer_model(&TransferOptions::new(BackboneArch::Vgg16)),
+        other => panic!("--model takes mnist, cats or vgg16, not {other}"),
+    };
+    let model = build(&spec)?;
+    let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
+    let mut shape = vec![4];
+    shape.extend(&spec.input_shape);
+    let x = Tensor::randint(256, shape.as_slice(), (Kind::Uint8, Device::Cpu));
+    let y = Tensor::randint(2, [4], (Kind::Int64, Device::Cpu));
+    let loss = model.loss()?;
+    optimizer.backward_step(&loss.mean(&model.forward(&x, true), &y));
+    let dir = tempfile::tempdir().expect("a scratch folder");
+    let states = StateDir::new(dir.path().join("state"));
+    let saves = 5;
+    let start = Instant::now();
+    for epoch in 1..=saves {
+        let weights: Vec<(String, Tensor)> = model
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, t.contiguous()))
+            .collect();
+        let snapshot: OptimizerSnapshot = optimizer.snapshot(model.var_store())?;
+        states.save(&TrainingState::new(epoch, 100, 0), &weights, &snapshot)?;
+    }
+    let seconds = start.elapsed().as_secs_f64() / saves as f64;
+    let latest = states.latest()?.expect("a state was written");
+    let bytes: u64 = std::fs::read_dir(&latest.dir)
+        .expect("the state folder")
+        .map(|e| e.expect("entry").metadata().expect("metadata").len())
+        .sum();
+    println!(
+        "{{\"workload\": \"state\", \"model\": \"{name}\", \"params\": {}, \"trainable_params\": {}, \"seconds_per_write\": {seconds:.4}, \"bytes\": {bytes}}}",
+        model.param_count(),
+        model.trainable_param_count()
     );
     Ok(())
 }

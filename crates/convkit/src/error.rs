@@ -71,7 +71,7 @@ pub enum Error {
 
     /// Training was stopped by Ctrl-C or SIGTERM (see [`crate::train::interrupt`]); the state
     /// written after the last complete epoch is kept, so the run can be resumed.
-    #[error("interrupted in epoch {epoch}; the state after epoch {} is kept", .epoch - 1)]
+    #[error("{}", interrupted(*.epoch))]
     Interrupted {
         /// The epoch that was under way (1-based).
         epoch: usize,
@@ -94,6 +94,16 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+fn interrupted(epoch: usize) -> String {
+    match epoch {
+        0 | 1 => "interrupted in epoch 1, before any epoch was complete".to_string(),
+        _ => format!(
+            "interrupted in epoch {epoch}; the state after epoch {} is kept",
+            epoch - 1
+        ),
+    }
 }
 
 /// `Result` with convkit's [`Error`].

@@ -115,8 +115,9 @@ pub fn run(
     };
     let result = match &args.resume {
         Some(run_dir) => {
-            let run = RunDir::create(run_dir)?;
-            if run.config().is_file() {
+            let run = RunDir::at(run_dir);
+            // Another kind of run, or none: the library says which, and how to resume it.
+            if run.config().is_file() && run.recorded_job().is_ok_and(|job| job == "mnist") {
                 let saved: convkit::workflows::mnist::MnistRunConfig =
                     read_json(&run.config()).context("cannot read the run's settings")?;
                 let keys = super::given_settings(given, SETTING_KEYS);

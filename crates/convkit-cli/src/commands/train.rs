@@ -207,8 +207,9 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     if let Some(run_dir) = &args.resume {
-        let run = RunDir::create(run_dir)?;
-        if run.config().is_file() {
+        let run = RunDir::at(run_dir);
+        // Another kind of run, or none: the library says which, and how to resume it.
+        if run.config().is_file() && run.recorded_job().is_ok_and(|job| job == "train") {
             let saved: TrainRunConfig =
                 read_json(&run.config()).context("cannot read the run's settings")?;
             let data = args.data.clone().unwrap_or(saved.settings.data_dir.clone());

@@ -133,7 +133,7 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
 ///
 /// [`Error::RunFinished`]: crate::Error::RunFinished
 pub fn resume_mnist(run_dir: &Path, device: Device, progress: bool) -> Result<MnistReport> {
-    let run = RunDir::create(run_dir)?;
+    let run = RunDir::at(run_dir);
     run.check_resumable("mnist")?;
     let config: MnistRunConfig = read_json(&run.config())?;
     let mut job = config.settings;
@@ -146,9 +146,8 @@ pub fn resume_mnist(run_dir: &Path, device: Device, progress: bool) -> Result<Mn
 }
 
 fn mnist(job: &MnistJob, device: Device, resume: bool) -> Result<MnistReport> {
-    let run = RunDir::create(&job.out_dir)?;
     if !resume {
-        run.start_fresh("mnist")?;
+        RunDir::at(&job.out_dir).start_fresh("mnist")?;
     }
     let data_dir =
         locate_or_download_mnist(job.data_dir.as_deref(), &mnist_mirror(), job.progress)?;
@@ -158,6 +157,7 @@ fn mnist(job: &MnistJob, device: Device, resume: bool) -> Result<MnistReport> {
         None => train_all,
     };
     let (train, validation) = train_all.split_validation(job.validation_split)?;
+    let run = RunDir::create(&job.out_dir)?;
     let threads = tch::get_num_threads().max(1) as usize;
     if !resume {
         write_json(

@@ -25,6 +25,13 @@ impl RunDir {
         })
     }
 
+    /// The run folder at `root`, neither created nor checked.
+    pub fn at(root: &Path) -> RunDir {
+        RunDir {
+            root: root.to_owned(),
+        }
+    }
+
     /// An existing run folder; fails with a clear message if it is not one.
     pub fn open(root: &Path) -> Result<RunDir> {
         let run = RunDir {

@@ -268,7 +268,7 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
 /// never interrupted, on the same device, thread count and precision. A finished run is
 /// [`Error::RunFinished`].
 pub fn resume_train(run_dir: &Path, device: Device, progress: bool) -> Result<TrainReport> {
-    let run = RunDir::create(run_dir)?;
+    let run = RunDir::at(run_dir);
     run.check_resumable("train")?;
     let config: TrainRunConfig = read_json(&run.config())?;
     let mut job = config.settings;
@@ -300,9 +300,10 @@ pub(crate) fn warn_if_not_reproducible(
 
 fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
     check_settings(job)?;
-    let run = RunDir::create(&job.out_dir)?;
     if !resume {
-        run.start_fresh("train")?;
+        // Before any image is decoded; the folder itself is made once the data has loaded
+        // (it may sit inside the data folder, where it must not read as a class).
+        RunDir::at(&job.out_dir).start_fresh("train")?;
     }
     let splits = SplitFolders::detect(&job.data_dir);
     let options = job.image_options();
@@ -331,6 +332,7 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
     let load_seconds = start.elapsed().as_secs_f64();
     let loaded_count = train.len() + validation.len() + skipped;
 
+    let run = RunDir::create(&job.out_dir)?;
     let threads = tch::get_num_threads().max(1) as usize;
     if !resume {
         write_json(
