@@ -345,7 +345,7 @@ fn an_mnist_run_killed_six_times_ends_as_if_never_stopped() {
     // Ctrl-C (SIGINT) after the first epoch: exit status 130, the resume command printed,
     // and the resumed run ends as the one left alone.
     let stopped = dir.path().join("stopped");
-    let mut child = fresh(&stopped)
+    let child = fresh(&stopped)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
