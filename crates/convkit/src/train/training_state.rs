@@ -254,6 +254,24 @@ mod tests {
         assert!(!latest.state.is_finished());
     }
 
+    /// The history comes back bit for bit (serde_json's `float_roundtrip`: its default
+    /// parser can be one unit in the last place off, as it was for this loss).
+    #[test]
+    fn the_history_reads_back_bit_for_bit() {
+        let mut state = TrainingState::new(1, 2, 0);
+        let mut record = crate::train::test_support::with_val_losses(&[0.5]).epochs[0].clone();
+        record.loss = 0.973_632_097_244_262_7;
+        record.val_loss = Some(f64::from_bits(0x3FE5_5555_5555_5555));
+        state.history.epochs.push(record);
+        let json = serde_json::to_string(&state).unwrap();
+        let back: TrainingState = serde_json::from_str(&json).unwrap();
+        let bits = |s: &TrainingState| {
+            let r = &s.history.epochs[0];
+            (r.loss.to_bits(), r.val_loss.unwrap().to_bits())
+        };
+        assert_eq!(bits(&back), bits(&state));
+    }
+
     /// A write that fails (here: a file where the state folder should be created) names the
     /// path and leaves the previous state loadable.
     #[test]
