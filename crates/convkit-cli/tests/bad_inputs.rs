@@ -53,28 +53,13 @@ fn png_header(side: u32) -> Vec<u8> {
     ihdr.extend(side.to_be_bytes());
     ihdr.extend(side.to_be_bytes());
     ihdr.extend([8, 2, 0, 0, 0]);
-    let mut crc = flate2_crc(&ihdr).to_be_bytes().to_vec();
+    let mut crc = flate2::Crc::new();
+    crc.update(&ihdr);
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend(13u32.to_be_bytes());
     png.extend(&ihdr);
-    png.append(&mut crc);
+    png.extend(crc.sum().to_be_bytes());
     png
-}
-
-/// CRC-32 (PNG's), bit by bit.
-fn flate2_crc(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// The bad images, by file name, with the problem each answer must state.

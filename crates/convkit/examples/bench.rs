@@ -239,12 +239,7 @@ fn state_cost(
     let saves = 5;
     let start = Instant::now();
     for epoch in 1..=saves {
-        let weights: Vec<(String, Tensor)> = model
-            .var_store()
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (n, t.contiguous()))
-            .collect();
+        let weights = convkit::weights::cpu_variables(model.var_store());
         let snapshot: OptimizerSnapshot = optimizer.snapshot(model.var_store())?;
         states.save(&TrainingState::new(epoch, 100, 0), &weights, &snapshot)?;
     }

@@ -2,15 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
-use convkit::workflows::run_dir::read_json;
 use convkit::workflows::train::TrainRunConfig;
-use convkit::workflows::{
-    changed_settings, finetune_job, resume_train, run_train, FinetuneOptions, RunDir, TrainJob,
-};
+use convkit::workflows::{finetune_job, resume_train, run_train, FinetuneOptions, TrainJob};
 
 use super::augment_args::AugmentArgs;
 use super::train::print_report;
@@ -73,17 +69,7 @@ pub struct FinetuneArgs {
 }
 
 /// How the arguments name the fields of [`TrainJob`].
-const SETTING_KEYS: &[(&str, &str)] = &[
-    ("learning_rate", "optimizer"),
-    ("augment", "augmentation"),
-    ("flip", "augmentation"),
-    ("rotation", "augmentation"),
-    ("zoom", "augmentation"),
-    ("translation", "augmentation"),
-    ("contrast", "augmentation"),
-    ("crop", "augmentation"),
-    ("fill_mode", "augmentation"),
-];
+const SETTING_KEYS: &[(&str, &str)] = &[("learning_rate", "optimizer")];
 
 pub fn run(
     args: FinetuneArgs,
@@ -93,33 +79,32 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     if let Some(run_dir) = &args.resume {
-        let run = RunDir::at(run_dir);
-        // Another kind of run, or none: the library says which, and how to resume it.
-        if run.config().is_file() && run.recorded_job().is_ok_and(|job| job == "train") {
-            let saved: TrainRunConfig =
-                read_json(&run.config()).context("cannot read the run's settings")?;
-            let augmentation = args.augment.layers()?;
-            let mut job = TrainJob {
-                unfreeze: args.unfreeze.clone(),
-                unfreeze_last: args.unfreeze_last,
-                optimizer: saved
-                    .settings
-                    .optimizer
-                    .with_learning_rate(args.learning_rate),
-                epochs: args.epochs,
-                ..saved.settings.clone()
-            };
-            if !augmentation.is_empty() {
-                job.augmentation = augmentation;
-            }
-            if let Some(precision) = precision {
-                job.precision = precision;
-            }
-            let keys = super::given_settings(given, SETTING_KEYS);
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let changed = changed_settings(&saved.settings, &job, &keys);
-            super::refuse_changed_settings(run_dir, &changed)?;
-        }
+        super::refuse_changed_settings(
+            run_dir,
+            "train",
+            given,
+            SETTING_KEYS,
+            |saved: TrainRunConfig| {
+                let mut job = TrainJob {
+                    unfreeze: args.unfreeze.clone(),
+                    unfreeze_last: args.unfreeze_last,
+                    optimizer: saved
+                        .settings
+                        .optimizer
+                        .with_learning_rate(args.learning_rate),
+                    epochs: args.epochs,
+                    ..saved.settings.clone()
+                };
+                let augmentation = args.augment.layers()?;
+                if !augmentation.is_empty() {
+                    job.augmentation = augmentation;
+                }
+                if let Some(precision) = precision {
+                    job.precision = precision;
+                }
+                Ok((saved.settings, job))
+            },
+        )?;
         let result = resume_train(run_dir, device, !args.quiet);
         return match super::training_result(result, "finetune", run_dir, "fine-tuning failed")? {
             Some(report) => print_report(&report, args.json),

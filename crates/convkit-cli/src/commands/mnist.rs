@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
 use convkit::train::Optimizer;
-use convkit::workflows::run_dir::read_json;
-use convkit::workflows::{changed_settings, resume_mnist, run_mnist, MnistJob, RunDir};
+use convkit::workflows::mnist::MnistRunConfig;
+use convkit::workflows::{resume_mnist, run_mnist, MnistJob};
 
 /// Train the chapter's MNIST convnet and evaluate it on the 10,000 test images.
 ///
@@ -115,19 +114,19 @@ pub fn run(
     };
     let result = match &args.resume {
         Some(run_dir) => {
-            let run = RunDir::at(run_dir);
-            // Another kind of run, or none: the library says which, and how to resume it.
-            if run.config().is_file() && run.recorded_job().is_ok_and(|job| job == "mnist") {
-                let saved: convkit::workflows::mnist::MnistRunConfig =
-                    read_json(&run.config()).context("cannot read the run's settings")?;
-                let keys = super::given_settings(given, SETTING_KEYS);
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                let saved = MnistJob {
-                    out_dir: out.clone(),
-                    ..saved.settings
-                };
-                super::refuse_changed_settings(run_dir, &changed_settings(&saved, &job, &keys))?;
-            }
+            super::refuse_changed_settings(
+                run_dir,
+                "mnist",
+                given,
+                SETTING_KEYS,
+                |saved: MnistRunConfig| {
+                    let saved = MnistJob {
+                        out_dir: out.clone(),
+                        ..saved.settings
+                    };
+                    Ok((saved, job.clone()))
+                },
+            )?;
             resume_mnist(run_dir, device, !args.quiet)
         }
         None => run_mnist(&job, device),

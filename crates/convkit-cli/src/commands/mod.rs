@@ -36,8 +36,12 @@ const NOT_SETTINGS: &[&str] = &[
 ];
 
 /// The settings given on the command line (not left at their defaults), as the keys of the
-/// job's JSON that they set: an argument's key is its own name unless `renames` maps it.
-pub fn given_settings(matches: &clap::ArgMatches, renames: &[(&str, &'static str)]) -> Vec<String> {
+/// job's JSON that they set: an argument's key is its own name unless `renames` maps it, and
+/// every augmentation flag ([`augment_args::AugmentArgs`]) sets `augmentation`.
+fn given_settings(matches: &clap::ArgMatches, renames: &[(&str, &'static str)]) -> Vec<String> {
+    use clap::Args as _;
+    let augmentation = augment_args::AugmentArgs::augment_args(clap::Command::new("augment"));
+    let is_augmentation = |id: &str| augmentation.get_arguments().any(|a| a.get_id() == id);
     matches
         .ids()
         .map(|id| id.as_str())
@@ -45,20 +49,41 @@ pub fn given_settings(matches: &clap::ArgMatches, renames: &[(&str, &'static str
             !NOT_SETTINGS.contains(id)
                 && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
         })
-        .map(|id| {
-            renames
-                .iter()
-                .find(|(arg, _)| *arg == id)
-                .map_or(id.to_owned(), |(_, key)| (*key).to_owned())
+        .map(|id| match renames.iter().find(|(arg, _)| *arg == id) {
+            Some((_, key)) => (*key).to_owned(),
+            None if is_augmentation(id) => "augmentation".to_owned(),
+            None => id.to_owned(),
         })
         .collect()
 }
 
-/// Refuses to resume `run_dir` with settings that differ from the ones it started with.
-pub fn refuse_changed_settings(
+/// Before `run_dir` is resumed: refuses the settings given on the command line (`given`,
+/// named as [`given_settings`] says) that differ from the ones the run started with.
+/// `saved_and_given` turns the run's `run.json` into the job it started with and the job
+/// the command line describes. A run of another kind than `job`, or no run, is left to the
+/// library, which says which it is and how to resume it.
+pub fn refuse_changed_settings<C, J>(
     run_dir: &std::path::Path,
-    changed: &[String],
-) -> anyhow::Result<()> {
+    job: &str,
+    given: &clap::ArgMatches,
+    renames: &[(&str, &'static str)],
+    saved_and_given: impl FnOnce(C) -> anyhow::Result<(J, J)>,
+) -> anyhow::Result<()>
+where
+    C: serde::de::DeserializeOwned,
+    J: serde::Serialize,
+{
+    use anyhow::Context as _;
+    let run = convkit::workflows::RunDir::at(run_dir);
+    if !run.config().is_file() || !run.recorded_job().is_ok_and(|recorded| recorded == job) {
+        return Ok(());
+    }
+    let config: C = convkit::workflows::run_dir::read_json(&run.config())
+        .context("cannot read the run's settings")?;
+    let (saved, given_job) = saved_and_given(config)?;
+    let keys = given_settings(given, renames);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let changed = convkit::workflows::changed_settings(&saved, &given_job, &keys);
     if changed.is_empty() {
         return Ok(());
     }

@@ -2,18 +2,14 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::models::{BackboneArch, Head, ScratchModel};
 use convkit::runtime::Precision;
 use convkit::train::Optimizer;
-use convkit::workflows::run_dir::read_json;
 use convkit::workflows::train::TrainRunConfig;
 use convkit::workflows::transfer::TransferMode;
-use convkit::workflows::{
-    changed_settings, resume_train, run_train, RunDir, TrainJob, TrainReport,
-};
+use convkit::workflows::{resume_train, run_train, RunDir, TrainJob, TrainReport};
 
 use super::augment_args::AugmentArgs;
 
@@ -186,18 +182,7 @@ pub struct TrainArgs {
 }
 
 /// How the arguments name the fields of [`TrainJob`].
-const SETTING_KEYS: &[(&str, &str)] = &[
-    ("data", "data_dir"),
-    ("learning_rate", "optimizer"),
-    ("augment", "augmentation"),
-    ("flip", "augmentation"),
-    ("rotation", "augmentation"),
-    ("zoom", "augmentation"),
-    ("translation", "augmentation"),
-    ("contrast", "augmentation"),
-    ("crop", "augmentation"),
-    ("fill_mode", "augmentation"),
-];
+const SETTING_KEYS: &[(&str, &str)] = &[("data", "data_dir"), ("learning_rate", "optimizer")];
 
 pub fn run(
     args: TrainArgs,
@@ -207,21 +192,21 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     if let Some(run_dir) = &args.resume {
-        let run = RunDir::at(run_dir);
-        // Another kind of run, or none: the library says which, and how to resume it.
-        if run.config().is_file() && run.recorded_job().is_ok_and(|job| job == "train") {
-            let saved: TrainRunConfig =
-                read_json(&run.config()).context("cannot read the run's settings")?;
-            let data = args.data.clone().unwrap_or(saved.settings.data_dir.clone());
-            let job = job_from_args(&args, data, run_dir.clone(), precision)?;
-            let keys = super::given_settings(given, SETTING_KEYS);
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            let saved = TrainJob {
-                out_dir: run_dir.clone(),
-                ..saved.settings
-            };
-            super::refuse_changed_settings(run_dir, &changed_settings(&saved, &job, &keys))?;
-        }
+        super::refuse_changed_settings(
+            run_dir,
+            "train",
+            given,
+            SETTING_KEYS,
+            |saved: TrainRunConfig| {
+                let data = args.data.clone().unwrap_or(saved.settings.data_dir.clone());
+                let job = job_from_args(&args, data, run_dir.clone(), precision)?;
+                let saved = TrainJob {
+                    out_dir: run_dir.clone(),
+                    ..saved.settings
+                };
+                Ok((saved, job))
+            },
+        )?;
         let result = resume_train(run_dir, device, !args.quiet);
         return match super::training_result(result, "train", run_dir, "training failed")? {
             Some(report) => print_report(&report, args.json),

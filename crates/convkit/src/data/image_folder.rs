@@ -122,13 +122,13 @@ fn decode_rgb(path: &Path) -> Result<(Vec<u8>, u32, u32)> {
             "image too large to decode (more than {MAX_SIDE} pixels on a side, or over 1 GiB)"
         ))
     };
-    // The header first, so that a huge image is called huge, not truncated.
-    if let Some((width, height)) = super::image_integrity::declared_size(&bytes, format) {
-        if width > MAX_SIDE || height > MAX_SIDE {
-            return Err(too_large());
-        }
+    if let Err(problem) = super::image_integrity::check_complete(&bytes, format) {
+        // A huge image with nothing after its header is called huge, not truncated. (A
+        // whole huge image is refused by the decoder's limits below.)
+        let huge = super::image_integrity::declared_size(&bytes, format)
+            .is_some_and(|(width, height)| width > MAX_SIDE || height > MAX_SIDE);
+        return Err(if huge { too_large() } else { invalid(problem) });
     }
-    super::image_integrity::check_complete(&bytes, format).map_err(invalid)?;
     let mut reader = ImageReader::with_format(std::io::Cursor::new(&bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);

@@ -1,6 +1,5 @@
 //! The training loop.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -226,12 +225,7 @@ impl Model {
         state: &TrainingState,
         optimizer: &OptimizerState,
     ) -> Result<()> {
-        let weights: BTreeMap<String, tch::Tensor> =
-            self.var_store().variables().into_iter().collect();
-        let weights: Vec<(String, tch::Tensor)> = weights
-            .into_iter()
-            .map(|(name, t)| (name, t.to_device(tch::Device::Cpu).contiguous()))
-            .collect();
+        let weights = crate::weights::cpu_variables(self.var_store());
         states.save(state, &weights, &optimizer.snapshot(self.var_store())?)
     }
 }

@@ -14,8 +14,9 @@ use tch::Tensor;
 
 use super::history::History;
 use super::optimizer::OptimizerSnapshot;
-use crate::atomic_file::{write_atomic, write_atomic_with};
+use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
+use crate::weights::write_tensors;
 
 const FORMAT: &str = "convkit-training-state";
 const VERSION: u32 = 1;
@@ -194,12 +195,6 @@ impl StateDir {
         dirs.sort();
         Ok(dirs)
     }
-}
-
-fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    write_atomic_with(path, |tmp| {
-        Tensor::write_safetensors(tensors, tmp).map_err(|e| Error::invalid_data(tmp, e.to_string()))
-    })
 }
 
 /// For the fault-injection tests: `CONVKIT_FAULT_STATE_PAUSE_MS` holds a state write

@@ -15,13 +15,23 @@ pub use pth::read_pth;
 /// Writes every variable of `vs` to `path` in safetensors format, atomically: a run stopped
 /// mid-write keeps the previous file.
 pub fn save_weights(vs: &VarStore, path: &Path) -> Result<()> {
+    write_tensors(path, &cpu_variables(vs))
+}
+
+/// Every variable of `vs` by name, in name order, as contiguous CPU tensors: what a
+/// safetensors file holds.
+pub fn cpu_variables(vs: &VarStore) -> Vec<(String, Tensor)> {
     let named: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    let named: Vec<(String, Tensor)> = named
+    named
         .into_iter()
         .map(|(name, t)| (name, t.to_device(tch::Device::Cpu).contiguous()))
-        .collect();
+        .collect()
+}
+
+/// Writes `tensors` to `path` in safetensors format, atomically.
+pub fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     write_atomic_with(path, |tmp| {
-        Tensor::write_safetensors(&named, tmp).map_err(|e| Error::invalid_data(tmp, e.to_string()))
+        Tensor::write_safetensors(tensors, tmp).map_err(|e| Error::invalid_data(tmp, e.to_string()))
     })
 }
 

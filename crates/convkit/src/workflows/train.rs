@@ -217,16 +217,10 @@ pub struct TrainReport {
     pub out_dir: PathBuf,
 }
 
-fn load_split(
-    dir: &Path,
-    options: &ImageOptions,
-    strict: bool,
-    progress: bool,
-) -> Result<LoadedImages> {
+fn load_split(dir: &Path, options: &ImageOptions, strict: bool) -> Result<LoadedImages> {
     let folder = ImageFolder::scan(dir)?;
     let loaded = folder.load(options, strict)?;
     // A warning, not progress: printed with --quiet too.
-    let _ = progress;
     if !loaded.skipped.is_empty() {
         eprintln!(
             "warning: skipped {} unreadable file(s) in {}:",
@@ -308,11 +302,11 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
     let splits = SplitFolders::detect(&job.data_dir);
     let options = job.image_options();
     let start = Instant::now();
-    let train_loaded = load_split(&splits.train, &options, job.strict, job.progress)?;
+    let train_loaded = load_split(&splits.train, &options, job.strict)?;
     let mut skipped = train_loaded.skipped.len();
     let (train, validation) = match &splits.validation {
         Some(dir) => {
-            let loaded = load_split(dir, &options, job.strict, job.progress)?;
+            let loaded = load_split(dir, &options, job.strict)?;
             skipped += loaded.skipped.len();
             check_same_classes(&train_loaded.dataset, &loaded.dataset, dir)?;
             (train_loaded.dataset, loaded.dataset)
@@ -400,7 +394,7 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
     }
     let test_data = match &splits.test {
         Some(dir) => {
-            let loaded = load_split(dir, &options, job.strict, job.progress)?;
+            let loaded = load_split(dir, &options, job.strict)?;
             check_classes(&model, &loaded.dataset, dir)?;
             Some(loaded.dataset)
         }
