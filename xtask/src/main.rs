@@ -37,11 +37,22 @@ fn main() {
         eprintln!("error: {message}");
         exit(1);
     }
+    let python = match ensure_test_tools(&repo) {
+        Ok(python) => python,
+        Err(message) => {
+            eprintln!("error: {message}");
+            exit(1);
+        }
+    };
     if args[0] == "setup" {
         return;
     }
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if let Some(python) = python {
+        command.env("CONVKIT_PYTHON", python);
+    }
+    let status = command
         .args(&args)
         .current_dir(&repo)
         .status()
@@ -104,6 +115,48 @@ fn ensure_libtorch(repo: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot link {} -> {}: {e}", link.display(), torch.display()))?;
     eprintln!("libtorch: {} -> {}", link.display(), torch.display());
     Ok(())
+}
+
+/// The Python packages the tests check convkit's files with, pinned: TensorBoard's event
+/// reader, and ONNX's checker and ONNX Runtime for exported models.
+const TEST_TOOLS: &[&str] = &["tensorboard==2.21.0", "onnx==1.23.2", "onnxruntime==1.32.0"];
+
+/// When libtorch comes from the virtual environment (the `.libtorch/torch` link), makes
+/// sure that environment also holds [`TEST_TOOLS`] (installing them once, about 100 MB), and
+/// returns its Python, which `cargo xtask` hands to cargo as `CONVKIT_PYTHON`. A libtorch of
+/// the user's own gives `None`: the tests that need the tools then say they are skipped
+/// (and fail under CI=true).
+fn ensure_test_tools(repo: &Path) -> Result<Option<PathBuf>, String> {
+    if let Some(python) = env::var_os("CONVKIT_PYTHON") {
+        return Ok(Some(PathBuf::from(python)));
+    }
+    let Ok(torch) = std::fs::canonicalize(repo.join(".libtorch").join("torch")) else {
+        return Ok(None);
+    };
+    // <venv>/lib/python3.X/site-packages/torch
+    let Some(venv) = torch.ancestors().nth(4) else {
+        return Ok(None);
+    };
+    let python = venv.join("bin").join("python");
+    if !python.exists() {
+        return Ok(None);
+    }
+    let has_tools = Command::new(&python)
+        .args(["-c", "import tensorboard, onnx, onnxruntime"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_tools {
+        eprintln!(
+            "installing the test tools into {}: {}",
+            venv.display(),
+            TEST_TOOLS.join(" ")
+        );
+        run(Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(TEST_TOOLS))?;
+    }
+    Ok(Some(python))
 }
 
 fn check_libtorch(dir: &Path) -> Result<(), String> {
