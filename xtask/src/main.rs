@@ -16,6 +16,9 @@
 //!    missing (about 2.7 GB, once per machine), and `.libtorch/torch` is linked to its
 //!    `torch` package, which holds `include/` and `lib/`.
 //!
+//! That environment also gets the tests' checkers (TensorBoard, onnx, onnxruntime, pinned),
+//! and cargo gets its Python as `CONVKIT_PYTHON`.
+//!
 //! `.cargo/config.toml` points `LIBTORCH` at `.libtorch/torch`, so once this has run,
 //! plain `cargo build`, `cargo run` and `cargo test` work too.
 

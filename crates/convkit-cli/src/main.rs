@@ -41,8 +41,10 @@ enum Command {
     Mnist(commands::mnist::MnistArgs),
     Train(commands::train::TrainArgs),
     Finetune(commands::finetune::FinetuneArgs),
+    Chapter8(commands::chapter8::Chapter8Args),
     Evaluate(commands::evaluate::EvaluateArgs),
     Predict(commands::predict::PredictArgs),
+    Export(commands::export::ExportArgs),
     AugmentPreview(commands::augment_preview::AugmentPreviewArgs),
     Summary(commands::summary::SummaryArgs),
 }
@@ -66,8 +68,10 @@ fn main() -> ExitCode {
         Command::Mnist(args) => commands::mnist::run(args, &given, &cli.device, precision),
         Command::Train(args) => commands::train::run(args, &given, &cli.device, precision),
         Command::Finetune(args) => commands::finetune::run(args, &given, &cli.device, precision),
+        Command::Chapter8(args) => commands::chapter8::run(args, &cli.device, precision),
         Command::Evaluate(args) => commands::evaluate::run(args, &cli.device, precision),
         Command::Predict(args) => commands::predict::run(args, &cli.device, precision),
+        Command::Export(args) => commands::export::run(args, &cli.device),
         Command::AugmentPreview(args) => commands::augment_preview::run(args),
     };
     match result {

@@ -3,6 +3,7 @@
 mod common;
 
 use common::{cats_slice, convkit, data_root, json, run_err, run_ok};
+use std::path::Path;
 
 #[test]
 fn summary_shows_the_chapter_model() {
@@ -385,6 +386,81 @@ fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
     assert!(["cats", "dogs"].contains(&prediction["class"].as_str().unwrap()));
     let p = prediction["probability"].as_f64().unwrap();
     assert!((0.5..=1.0).contains(&p), "{p}");
+    report_agrees_with_evaluate(&out, &evaluated);
+    // predict takes folders, recursively, and writes every image to --csv.
+    let csv = dir.path().join("predictions.csv");
+    run_ok(
+        convkit()
+            .arg("predict")
+            .arg(&out)
+            .arg(data.join("test"))
+            .arg("--csv")
+            .arg(&csv),
+    );
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = rows.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "path,class,probability,top1_class,top1_probability,top2_class,top2_probability"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 300);
+    let correct = rows
+        .iter()
+        .filter(|r| r[0].contains(&format!("/{}/", r[1])))
+        .count();
+    let accuracy = evaluated["accuracy"].as_f64().unwrap();
+    assert_eq!(correct, (accuracy * 300.0).round() as usize);
+    for row in &rows {
+        let (p1, p2): (f64, f64) = (row[4].parse().unwrap(), row[6].parse().unwrap());
+        assert_eq!(row[1], row[3]);
+        assert!(p1 >= p2 && (p1 + p2 - 1.0).abs() < 1e-5, "{row:?}");
+    }
+}
+
+/// `evaluate --report` on the run's own test split: the numbers of `evaluate --json`, a
+/// confusion matrix that sums to the image count, every file of the report, and a page
+/// with its pictures inlined.
+fn report_agrees_with_evaluate(run: &Path, evaluated: &serde_json::Value) {
+    let summary = json(&run_ok(
+        convkit().args(["evaluate", "--json", "--report"]).arg(run),
+    ));
+    let report = run.join("report-test");
+    assert_eq!(summary["report"], report.to_str().unwrap());
+    assert_eq!(summary["accuracy"], evaluated["accuracy"]);
+    let (a, b) = (
+        summary["loss"].as_f64().unwrap(),
+        evaluated["loss"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("metrics.json")).unwrap()).unwrap();
+    let cells: Vec<u64> = metrics["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(cells.iter().sum::<u64>(), 300);
+    let right = cells[0] + cells[3];
+    assert_eq!(
+        right as f64 / 300.0,
+        evaluated["accuracy"].as_f64().unwrap()
+    );
+    assert_eq!(
+        metrics["per_class"][0]["support"].as_u64().unwrap(),
+        cells[0] + cells[1]
+    );
+    let auc = metrics["roc_auc"].as_f64().unwrap();
+    assert!(auc > 0.5 && auc <= 1.0, "{auc}");
+    let misclassified = std::fs::read_to_string(report.join("misclassified.csv")).unwrap();
+    assert_eq!(misclassified.lines().count() as u64, 1 + 300 - right);
+    for file in ["confusion.png", "top_losses.png", "confusion.csv"] {
+        assert!(report.join(file).is_file(), "{file} missing");
+    }
+    let page = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(page.matches("data:image/png;base64,").count() >= 3);
+    assert!(page.contains("Per class") && page.contains("cats") && page.contains("ROC AUC"));
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub mod cache;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;

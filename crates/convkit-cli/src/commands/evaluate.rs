@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
-use convkit::workflows::evaluate_run;
+use convkit::workflows::{evaluate_run, report_run};
 
 /// Reload a saved run and evaluate it on test data: accuracy, loss and count.
 ///
@@ -14,9 +14,20 @@ use convkit::workflows::evaluate_run;
 /// folders, test/ if the data had one, else validation/), so the numbers match the end of
 /// training.
 ///
+/// --report also writes a folder that shows what the model gets right and wrong:
+///   report.html        one page with everything below, pictures inlined (open it in a browser)
+///   metrics.json       accuracy, loss, per-class precision/recall/F1/support, macro and
+///                      weighted averages, ROC AUC (two classes), top-5 accuracy (> 5 classes),
+///                      the confusion matrix and the most confused class pairs
+///   confusion.png/.csv the confusion matrix, as counts and as fractions of each actual class
+///   top_losses.png     the 16 images with the highest loss, with file, class, prediction
+///   misclassified.csv  path, actual, predicted, probability and loss of every mistake
+///
 /// Examples:
 ///   convkit evaluate runs/mnist-20261129-101500 --json
 ///   convkit evaluate runs/small-convnet-20261129-101500 --data cats_vs_dogs/test
+///   convkit evaluate runs/small-convnet-20261129-101500 --report    # -> RUN/report-validation
+///   convkit evaluate runs/mnist-20261129-101500 --report=reports/mnist
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct EvaluateArgs {
@@ -29,21 +40,75 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 
-    /// Print one JSON object with keys accuracy, loss and count.
+    /// Print one JSON object with keys accuracy, loss and count (and, with --report, the
+    /// report's folder).
     #[arg(long)]
     json: bool,
+
+    /// Write an evaluation report, into RUN_DIR/report-<split> (e.g. report-validation or
+    /// report-test), or into OUT_DIR with --report=OUT_DIR.
+    #[arg(long, value_name = "OUT_DIR", num_args = 0..=1, require_equals = true)]
+    report: Option<Option<PathBuf>>,
 }
 
 pub fn run(args: EvaluateArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
-    let eval = evaluate_run(&args.run_dir, args.data.as_deref(), device, precision)?;
+    let Some(out) = args.report else {
+        let eval = evaluate_run(&args.run_dir, args.data.as_deref(), device, precision)?;
+        if args.json {
+            println!("{}", serde_json::to_string(&eval)?);
+        } else {
+            println!(
+                "Test accuracy: {:.4} (loss {:.4}, {} images)",
+                eval.accuracy, eval.loss, eval.count
+            );
+        }
+        return Ok(());
+    };
+    let report = report_run(
+        &args.run_dir,
+        args.data.as_deref(),
+        out.as_deref(),
+        device,
+        precision,
+    )?;
+    let m = &report.metrics;
     if args.json {
-        println!("{}", serde_json::to_string(&eval)?);
-    } else {
+        let summary = serde_json::json!({
+            "accuracy": m.accuracy,
+            "loss": m.loss,
+            "count": m.count,
+            "report": report.dir,
+        });
+        println!("{summary}");
+        return Ok(());
+    }
+    println!(
+        "Test accuracy: {:.4} (loss {:.4}, {} images)",
+        m.accuracy, m.loss, m.count
+    );
+    println!(
+        "  {:<20} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "f1", "support"
+    );
+    for s in m.per_class.iter().chain([&m.macro_avg, &m.weighted_avg]) {
         println!(
-            "Test accuracy: {:.4} (loss {:.4}, {} images)",
-            eval.accuracy, eval.loss, eval.count
+            "  {:<20} {:>9.4} {:>9.4} {:>9.4} {:>8}",
+            s.class, s.precision, s.recall, s.f1, s.support
         );
     }
+    if let Some(auc) = m.roc_auc {
+        println!("  ROC AUC {auc:.4}");
+    }
+    if let Some(top5) = m.top5_accuracy {
+        println!("  top-5 accuracy {top5:.4}");
+    }
+    if let Some(pair) = m.most_confused.first() {
+        println!(
+            "  most confused: {} predicted as {} ({} images)",
+            pair.actual, pair.predicted, pair.count
+        );
+    }
+    println!("Report: {}", report.dir.join("report.html").display());
     Ok(())
 }

@@ -19,6 +19,8 @@ use super::train::print_report;
 /// inference mode. Without augmentation flags the first run's augmentation is kept (a
 /// features run had none: add --augment).
 ///
+/// TensorBoard logs in RUN/tensorboard: tensorboard --logdir RUN/tensorboard
+///
 /// Examples:
 ///   convkit finetune runs/vgg16-frozen --unfreeze block5            # the chapter: lr 1e-5, 30 epochs
 ///   convkit finetune runs/mobilenet --unfreeze-last 3 --epochs 10 --out runs/mobilenet-ft

@@ -18,6 +18,8 @@ use convkit::workflows::{resume_mnist, run_mnist, MnistJob};
 /// RMSprop (learning rate 1e-3, rho 0.9, epsilon 1e-7), inputs / 255, and 10% of the
 /// training images held out for validation. Expect about 99.1% test accuracy.
 ///
+/// TensorBoard logs in RUN/tensorboard: tensorboard --logdir RUN/tensorboard
+///
 /// Examples:
 ///   convkit mnist
 ///   convkit mnist --data ~/datasets/mnist --epochs 10 --seed 3 --out runs/mnist-10

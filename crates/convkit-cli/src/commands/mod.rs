@@ -2,7 +2,9 @@
 
 pub mod augment_args;
 pub mod augment_preview;
+pub mod chapter8;
 pub mod evaluate;
+pub mod export;
 pub mod finetune;
 pub mod mnist;
 pub mod predict;

@@ -6,17 +6,22 @@ use clap::Args;
 use convkit::device::parse_device;
 use convkit::models::BackboneArch;
 use convkit::runtime::Precision;
-use convkit::workflows::{predict_imagenet, predict_images};
+use convkit::workflows::{collect_images, predict_imagenet, predict_images_with, Prediction};
 
 /// Classify images: with a trained run, or with an ImageNet network.
 ///
 /// With a run folder, uses its best checkpoint; images are decoded and resized as in
-/// training. With --backbone, the first argument is an image too: the network's ImageNet
+/// training. Give image files, or folders: every image below a folder is classified
+/// (recursively), 64 at a time. --csv writes one row per image: path, class, probability,
+/// then the --top classes with their probabilities.
+///
+/// With --backbone, the first argument is an image too: the network's ImageNet
 /// classifier gives its --top classes (images resized to 256 on the shorter side and
 /// centre-cropped to 224, as torchvision evaluates).
 ///
 /// Examples:
 ///   convkit predict runs/small-convnet-20261129-101500 cat.jpg dog.png --json
+///   convkit predict runs/small-convnet-20261129-101500 photos/ --csv predictions.csv
 ///   convkit predict --backbone mobilenet_v2 cat.jpg --top 5
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -48,13 +53,19 @@ pub struct PredictArgs {
     )]
     classes: Option<PathBuf>,
 
-    /// How many classes to show per image.
-    #[arg(long, default_value_t = 5, value_name = "K", help_heading = "ImageNet")]
+    /// How many classes to keep per image, most probable first (at most the model's
+    /// number of classes).
+    #[arg(long, default_value_t = 5, value_name = "K")]
     top: usize,
 
     /// Print one JSON object per image.
     #[arg(long)]
     json: bool,
+
+    /// Write the predictions to this CSV file (written whole, or not at all): path, class,
+    /// probability, then top1_class, top1_probability, ... for --top classes.
+    #[arg(long, value_name = "OUT.csv")]
+    csv: Option<PathBuf>,
 }
 
 pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
@@ -85,22 +96,80 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
         }
         return Ok(());
     }
-    let (run_dir, images) = args.inputs.split_first().expect("clap requires one input");
+    let (run_dir, inputs) = args.inputs.split_first().expect("clap requires one input");
     anyhow::ensure!(
-        !images.is_empty(),
-        "give images to classify after the run folder"
+        !inputs.is_empty(),
+        "give images (or folders of images) to classify after the run folder"
     );
-    for prediction in predict_images(run_dir, images, device, precision)? {
-        if args.json {
-            println!("{}", serde_json::to_string(&prediction)?);
-        } else {
-            println!(
-                "{}: {} ({:.4})",
-                prediction.image.display(),
-                prediction.class,
-                prediction.probability
-            );
+    let images = collect_images(inputs)?;
+    let print = |batch: &[Prediction]| -> convkit::Result<()> {
+        for prediction in batch {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(prediction).expect("predictions serialise")
+                );
+            } else {
+                println!(
+                    "{}: {} ({:.4})",
+                    prediction.image.display(),
+                    prediction.class,
+                    prediction.probability
+                );
+            }
         }
-    }
+        Ok(())
+    };
+    let Some(csv_path) = &args.csv else {
+        predict_images_with(run_dir, &images, args.top, device, precision, print)?;
+        return Ok(());
+    };
+    let bar = indicatif::ProgressBar::new(images.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "predict {bar:30} {pos}/{len} images, {per_sec}, eta {eta}",
+        )
+        .expect("a valid template"),
+    );
+    let mut written = 0;
+    convkit::atomic_file::write_atomic_with(csv_path, |tmp| {
+        let mut out = csv::Writer::from_path(tmp).map_err(|e| csv_error(tmp, e))?;
+        let mut header_written = false;
+        predict_images_with(run_dir, &images, args.top, device, precision, |batch| {
+            if !header_written {
+                let mut header = vec!["path".to_owned(), "class".into(), "probability".into()];
+                for k in 1..=batch[0].top.len() {
+                    header.push(format!("top{k}_class"));
+                    header.push(format!("top{k}_probability"));
+                }
+                out.write_record(&header).map_err(|e| csv_error(tmp, e))?;
+                header_written = true;
+            }
+            for prediction in batch {
+                let mut row = vec![
+                    prediction.image.display().to_string(),
+                    prediction.class.clone(),
+                    format!("{:.6}", prediction.probability),
+                ];
+                for (class, probability) in &prediction.top {
+                    row.push(class.clone());
+                    row.push(format!("{probability:.6}"));
+                }
+                out.write_record(&row).map_err(|e| csv_error(tmp, e))?;
+            }
+            written += batch.len();
+            bar.inc(batch.len() as u64);
+            if args.json {
+                print(batch)?;
+            }
+            Ok(())
+        })?;
+        out.flush().map_err(|e| convkit::Error::io(tmp, e))
+    })?;
+    bar.finish_and_clear();
+    eprintln!("wrote {written} predictions to {}", csv_path.display());
     Ok(())
+}
+
+fn csv_error(path: &std::path::Path, e: csv::Error) -> convkit::Error {
+    convkit::Error::invalid_data(path, format!("cannot write CSV: {e}"))
 }

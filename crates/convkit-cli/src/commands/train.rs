@@ -28,6 +28,8 @@ use super::augment_args::AugmentArgs;
 /// run skips it; --mode frozen (the default) runs it at every step, which allows
 /// augmentation. Continue with `convkit finetune RUN_DIR` to unfreeze its top layers.
 ///
+/// TensorBoard logs in RUN/tensorboard: tensorboard --logdir RUN/tensorboard
+///
 /// Examples:
 ///   convkit train --data cats_vs_dogs                          # chapter 8.2: 30 epochs
 ///   convkit train --data cats_vs_dogs --augment --dropout 0.5 --epochs 100   # chapter 8.3

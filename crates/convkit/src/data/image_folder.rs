@@ -193,7 +193,7 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-fn is_image_name(path: &Path) -> bool {
+pub(crate) fn is_image_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
@@ -274,11 +274,13 @@ impl ImageFolder {
         let mut pixels = Vec::with_capacity(self.files.len() * (h * w * 3) as usize);
         let mut labels = Vec::with_capacity(self.files.len());
         let mut skipped = Vec::new();
+        let mut paths = Vec::with_capacity(self.files.len());
         for (i, result) in results {
             match result {
                 Ok(bytes) => {
                     pixels.extend_from_slice(&bytes);
                     labels.push(self.files[i].1);
+                    paths.push(self.files[i].0.clone());
                 }
                 Err(e) if strict => return Err(e),
                 Err(e) => skipped.push((self.files[i].0.clone(), e.to_string())),
@@ -294,7 +296,11 @@ impl ImageFolder {
             .permute([0, 3, 1, 2])
             .contiguous();
         let dataset = Dataset::new(images, Tensor::from_slice(&labels), self.classes.clone())?;
-        Ok(LoadedImages { dataset, skipped })
+        Ok(LoadedImages {
+            dataset,
+            paths,
+            skipped,
+        })
     }
 }
 
@@ -303,6 +309,8 @@ impl ImageFolder {
 pub struct LoadedImages {
     /// The decoded images, in file order.
     pub dataset: Dataset,
+    /// The file of each image of `dataset`, in the same order.
+    pub paths: Vec<PathBuf>,
     /// Files that were skipped, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
 }

@@ -117,13 +117,13 @@ pub struct InvertedResidualNet {
     pub keys: &'static dyn KeyScheme,
 }
 
-/// One block's settings and names.
-struct BlockPlan {
-    keys: BlockKeys,
-    expand: Option<ConvBnSpec>,
-    depthwise: ConvBnSpec,
-    project: ConvBnSpec,
-    residual: bool,
+/// One block's settings and names (the ONNX export reads them too).
+pub(crate) struct BlockPlan {
+    pub(crate) keys: BlockKeys,
+    pub(crate) expand: Option<ConvBnSpec>,
+    pub(crate) depthwise: ConvBnSpec,
+    pub(crate) project: ConvBnSpec,
+    pub(crate) residual: bool,
 }
 
 impl InvertedResidualNet {
@@ -134,7 +134,7 @@ impl InvertedResidualNet {
         }
     }
 
-    fn stem_spec(&self) -> ConvBnSpec {
+    pub(crate) fn stem_spec(&self) -> ConvBnSpec {
         self.styled(ConvBnSpec::new(3, self.stem_channels, 3, 2))
     }
 
@@ -144,7 +144,7 @@ impl InvertedResidualNet {
             .map_or(self.stem_channels, |stage| stage.channels)
     }
 
-    fn head_spec(&self) -> ConvBnSpec {
+    pub(crate) fn head_spec(&self) -> ConvBnSpec {
         self.styled(ConvBnSpec::new(
             self.last_channels(),
             self.feature_channels,
@@ -153,7 +153,7 @@ impl InvertedResidualNet {
         ))
     }
 
-    fn blocks(&self) -> Vec<BlockPlan> {
+    pub(crate) fn blocks(&self) -> Vec<BlockPlan> {
         let mut plans = Vec::new();
         let mut cin = self.stem_channels;
         for stage in self.stages {

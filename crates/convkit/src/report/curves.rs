@@ -11,7 +11,7 @@ use crate::train::History;
 
 /// plotters draws text with fonts registered by name; convkit embeds DejaVu Sans so that
 /// plots look the same on every machine, with no system font lookup.
-fn register_fonts() {
+pub(crate) fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font(

@@ -55,6 +55,11 @@ impl Loss {
         self.compute(logits, labels, Reduction::Sum)
     }
 
+    /// Each sample's loss, shape `(B,)`.
+    pub fn per_sample(self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        self.compute(logits, labels, Reduction::None)
+    }
+
     /// Number of correct predictions in the batch, as a 0-d tensor.
     pub fn correct(self, logits: &Tensor, labels: &Tensor) -> Tensor {
         let predicted = match self {

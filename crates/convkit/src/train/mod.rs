@@ -15,6 +15,8 @@ pub mod optimizer;
 pub mod progress;
 pub mod reduce_lr_on_plateau;
 pub mod rmsprop;
+pub mod sample_predictions;
+pub mod tensorboard_log;
 pub mod training_state;
 
 pub use adam::KerasAdam;
@@ -30,6 +32,8 @@ pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
 pub use progress::ProgressBars;
 pub use reduce_lr_on_plateau::ReduceLrOnPlateau;
 pub use rmsprop::KerasRmsProp;
+pub use sample_predictions::SamplePredictions;
+pub use tensorboard_log::{LogSplit, TensorBoardLog};
 pub use training_state::{SavedState, StateDir, TrainingState};
 
 #[cfg(test)]

@@ -9,8 +9,10 @@ use super::run_dir::{read_json, RunDir};
 use super::train::check_classes;
 use crate::data::image_folder::{ImageDecoding, ImageFolder, ImageOptions, SplitFolders};
 use crate::data::mnist::{load_mnist_datasets, locate_mnist};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::report::evaluation_report::{write_evaluation_report, EvaluationReport, ReportInput};
 use crate::runtime::Precision;
 use crate::train::Evaluation;
 
@@ -36,8 +38,64 @@ pub fn evaluate_run(
     precision: Option<Precision>,
 ) -> Result<Evaluation> {
     let run = RunDir::open(run_dir)?;
-    let config: RunConfig = read_json(&run.config())?;
     let model = run.load_checkpoint(device, precision)?;
+    let split = evaluation_split(&run, &model, data)?;
+    model.evaluate(&split.dataset, split.batch_size)
+}
+
+/// Evaluates the run in `run_dir` as [`evaluate_run`] does, image by image, and writes its
+/// evaluation report into `out` (default `RUN_DIR/report-<split>`, the split being the
+/// evaluated folder's name, or `test` for MNIST): see [`write_evaluation_report`]. Its
+/// accuracy, loss and count are [`evaluate_run`]'s.
+pub fn report_run(
+    run_dir: &Path,
+    data: Option<&Path>,
+    out: Option<&Path>,
+    device: Device,
+    precision: Option<Precision>,
+) -> Result<EvaluationReport> {
+    let run = RunDir::open(run_dir)?;
+    let model = run.load_checkpoint(device, precision)?;
+    let split = evaluation_split(&run, &model, data)?;
+    let samples = model.predict_samples(&split.dataset, split.batch_size)?;
+    let out = out
+        .map(Path::to_owned)
+        .unwrap_or_else(|| run.root().join(format!("report-{}", split.name)));
+    let run_name = std::fs::canonicalize(run.root())
+        .unwrap_or_else(|_| run.root().to_owned())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| run.root().display().to_string());
+    let input = ReportInput {
+        run_name,
+        data: split.description,
+        checkpoint: run.checkpoint().unwrap_or_else(|| run.model()),
+        samples: &samples,
+        classes: model.classes(),
+        names: &split.names,
+        images: split.dataset.images(),
+        curves: Some(run.curves()),
+        settings: read_json::<serde_json::Value>(&run.config()).ok(),
+    };
+    write_evaluation_report(&out, &input)
+}
+
+/// The data a run is evaluated on, with what a report says about it.
+struct EvaluationSplit {
+    dataset: Dataset,
+    /// Each image's file, or `test[i]` for MNIST's.
+    names: Vec<String>,
+    /// The split's short name: `test`, or the evaluated folder's name.
+    name: String,
+    /// What was evaluated, for a person.
+    description: String,
+    batch_size: usize,
+}
+
+/// Loads the data that `run`'s `model` is evaluated on: `data` when given, else the run's
+/// own test split (its validation split when it has none).
+fn evaluation_split(run: &RunDir, model: &Model, data: Option<&Path>) -> Result<EvaluationSplit> {
+    let config: RunConfig = read_json(&run.config())?;
     match config.job.as_str() {
         "mnist" => {
             let dir = match data {
@@ -48,7 +106,13 @@ pub fn evaluate_run(
                 },
             };
             let (_, test) = load_mnist_datasets(&dir)?;
-            model.evaluate(&test, 1000)
+            Ok(EvaluationSplit {
+                names: (0..test.len()).map(|i| format!("test[{i}]")).collect(),
+                name: "test".into(),
+                description: format!("the MNIST test split in {}", dir.display()),
+                dataset: test,
+                batch_size: 1000,
+            })
         }
         "train" => {
             let dir = match data {
@@ -69,8 +133,22 @@ pub fn evaluate_run(
                     dir.display()
                 );
             }
-            check_classes(&model, &loaded.dataset, &dir)?;
-            model.evaluate(&loaded.dataset, 64)
+            check_classes(model, &loaded.dataset, &dir)?;
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into());
+            Ok(EvaluationSplit {
+                names: loaded
+                    .paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                name,
+                description: dir.display().to_string(),
+                dataset: loaded.dataset,
+                batch_size: 64,
+            })
         }
         other => Err(Error::invalid_data(
             run.config(),

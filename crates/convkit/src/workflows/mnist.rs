@@ -15,7 +15,7 @@ use crate::models::mnist_convnet;
 use crate::runtime::Precision;
 use crate::train::{
     Callback, CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, LatestModel, Optimizer,
-    ProgressBars,
+    ProgressBars, TensorBoardLog,
 };
 
 /// Settings of an MNIST run; [`MnistJob::new`] gives the chapter's.
@@ -202,7 +202,9 @@ fn mnist(job: &MnistJob, device: Device, resume: bool) -> Result<MnistReport> {
     let validation = (!validation.is_empty()).then_some(&validation);
     let mut progress = ProgressBars::new();
     let mut latest = LatestModel(run.model());
+    let mut tensorboard = TensorBoardLog::for_run(run.root());
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves, &mut latest];
+    callbacks.push(&mut tensorboard);
     if job.progress {
         callbacks.push(&mut progress);
     }

@@ -23,7 +23,7 @@ use crate::nn::{LayerSpec, Sequential};
 use crate::runtime::Precision;
 use crate::train::{
     BestCheckpoint, Callback, CurvesPlot, EarlyStopping, Evaluation, FitConfig, HistoryCsv,
-    Optimizer, ProgressBars, ReduceLrOnPlateau,
+    Optimizer, ProgressBars, ReduceLrOnPlateau, TensorBoardLog,
 };
 
 /// Settings of a training run on an image folder; [`TrainJob::new`] gives the chapter's.
@@ -382,7 +382,10 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
         .reduce_lr_patience
         .map(|p| ReduceLrOnPlateau::new(0.5, p, 1e-6));
     let mut progress = ProgressBars::new();
+    let mut tensorboard = TensorBoardLog::for_run(run.root());
+    tensorboard.add_augmentation_grid(&spec, &train, job.seed)?;
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves];
+    callbacks.push(&mut tensorboard);
     if job.progress {
         callbacks.push(&mut progress);
     }

@@ -1,0 +1,145 @@
+//! Every sample's class probabilities and loss: what reports that look at single images
+//! (confusion matrices, the worst images) are made of.
+
+use tch::{Device, Kind};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::nn::Activation;
+
+/// What a model gives for each sample of a dataset, in the dataset's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplePredictions {
+    /// Each sample's probability per class, in class order. A sigmoid's single output `p`
+    /// is the probability of class 1, so it becomes `[1 - p, p]`.
+    pub probabilities: Vec<Vec<f64>>,
+    /// Each sample's loss, computed on the logits as in training and [`Model::evaluate`].
+    pub losses: Vec<f64>,
+    /// Each sample's true class.
+    pub labels: Vec<usize>,
+}
+
+impl SamplePredictions {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The predicted class of sample `i`: the most probable, the lowest index on a tie (as
+    /// the model's accuracy counts it).
+    pub fn predicted(&self, i: usize) -> usize {
+        first_max(&self.probabilities[i])
+    }
+
+    /// The probability of the predicted class of sample `i`.
+    pub fn confidence(&self, i: usize) -> f64 {
+        self.probabilities[i][self.predicted(i)]
+    }
+
+    /// Fraction of samples whose predicted class is the true one.
+    pub fn accuracy(&self) -> f64 {
+        let correct = (0..self.len())
+            .filter(|&i| self.predicted(i) == self.labels[i])
+            .count();
+        correct as f64 / self.len().max(1) as f64
+    }
+
+    /// Mean loss per sample.
+    pub fn mean_loss(&self) -> f64 {
+        self.losses.iter().sum::<f64>() / self.len().max(1) as f64
+    }
+}
+
+/// The index of the largest value, the first one on a tie.
+fn first_max(values: &[f64]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
+}
+
+impl Model {
+    /// Every sample's class probabilities and loss on `data`, at inference (no dropout, no
+    /// augmentation, libtorch's inference mode), in batches of `batch_size`, in the model's
+    /// precision. Their mean loss and accuracy are [`Model::evaluate`]'s.
+    pub fn predict_samples(&self, data: &Dataset, batch_size: usize) -> Result<SamplePredictions> {
+        if data.is_empty() {
+            return Err(Error::InvalidConfig(
+                "cannot predict on an empty dataset".into(),
+            ));
+        }
+        self.check_input(data)?;
+        let loss = self.loss()?;
+        let activation = self.spec().output_activation();
+        let _guard = crate::runtime::InferenceMode::new();
+        let device = self.device();
+        let mut result = SamplePredictions {
+            probabilities: Vec::with_capacity(data.len()),
+            losses: Vec::with_capacity(data.len()),
+            labels: Vec::with_capacity(data.len()),
+        };
+        for batch in data.batches(batch_size, None) {
+            let (images, labels) = (
+                batch.images.to_device(device),
+                batch.labels.to_device(device),
+            );
+            let logits = self.forward(&images, false);
+            let losses = loss.per_sample(&logits, &labels);
+            let probabilities = activation.apply(&logits);
+            let to_cpu = |t: tch::Tensor| t.to_kind(Kind::Double).to_device(Device::Cpu);
+            result
+                .losses
+                .extend(Vec::<f64>::try_from(to_cpu(losses).view([-1]))?);
+            let rows = Vec::<Vec<f64>>::try_from(to_cpu(probabilities))?;
+            result
+                .probabilities
+                .extend(rows.into_iter().map(|row| match activation {
+                    Activation::Sigmoid => vec![1.0 - row[0], row[0]],
+                    _ => row,
+                }));
+            result.labels.extend(
+                Vec::<i64>::try_from(batch.labels.view([-1]))?
+                    .into_iter()
+                    .map(|l| l as usize),
+            );
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models;
+    use tch::Tensor;
+
+    #[test]
+    fn the_first_maximum_wins_a_tie() {
+        assert_eq!(first_max(&[0.5, 0.5]), 0);
+        assert_eq!(first_max(&[0.1, 0.7, 0.2]), 1);
+    }
+
+    #[test]
+    fn sample_predictions_agree_with_evaluate() {
+        let model = Model::new(&models::mnist_convnet(), Device::Cpu, 3).unwrap();
+        let images = Tensor::randint(256, [37, 1, 28, 28], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(10, [37], (Kind::Int64, Device::Cpu));
+        let classes = (0..10).map(|i| i.to_string()).collect();
+        let data = Dataset::new(images, labels, classes).unwrap();
+        let samples = model.predict_samples(&data, 16).unwrap();
+        let evaluation = model.evaluate(&data, 16).unwrap();
+        assert_eq!(samples.len(), 37);
+        assert!((samples.mean_loss() - evaluation.loss).abs() < 1e-5);
+        assert!((samples.accuracy() - evaluation.accuracy).abs() < 1e-12);
+        for row in &samples.probabilities {
+            assert_eq!(row.len(), 10);
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+        }
+    }
+}
