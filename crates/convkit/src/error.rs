@@ -118,6 +118,14 @@ impl Error {
         }
     }
 
+    /// An [`Error::Plot`] for the image at `path`.
+    pub fn plot(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Error::Plot {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
     /// An [`Error::InvalidData`] for `path`.
     pub fn invalid_data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::InvalidData {

@@ -69,10 +69,7 @@ pub fn augmentation_grid(
     }
     write_atomic_with(path, |tmp| {
         grid.save_with_format(tmp, image::ImageFormat::Png)
-            .map_err(|e| Error::Plot {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })
+            .map_err(|e| Error::plot(path, e))
     })
 }
 

@@ -22,10 +22,7 @@ pub fn plot_confusion_matrix(
     path: &Path,
 ) -> Result<()> {
     register_fonts();
-    let plot_error = |e: &dyn std::fmt::Display| Error::Plot {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
+    let plot_error = |e: &dyn std::fmt::Display| Error::plot(path, e);
     let k = metrics.classes.len().max(1) as i32;
     let cell = (520 / k).clamp(12, 130);
     let font = (cell / 4).clamp(8, 18);

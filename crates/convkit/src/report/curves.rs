@@ -29,10 +29,7 @@ type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor, bool);
 /// line, and writes the PNG to `path` atomically.
 pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Result<()> {
     register_fonts();
-    let plot_error = |e: &dyn std::fmt::Display| Error::Plot {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
+    let plot_error = |e: &dyn std::fmt::Display| Error::plot(path, e);
     let column = |f: &dyn Fn(&crate::train::EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
         history
             .epochs

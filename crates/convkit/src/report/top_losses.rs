@@ -40,10 +40,7 @@ pub fn plot_labelled_images(
     path: &Path,
 ) -> Result<()> {
     register_fonts();
-    let plot_error = |e: &dyn std::fmt::Display| Error::Plot {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
+    let plot_error = |e: &dyn std::fmt::Display| Error::plot(path, e);
     let columns = columns.clamp(1, images.len().max(1)) as u32;
     let rows = images.len().div_ceil(columns as usize).max(1) as u32;
     let lines = images.iter().map(|i| i.caption.len()).max().unwrap_or(0) as u32;
