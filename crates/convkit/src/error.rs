@@ -56,6 +56,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidConfig(String),
 
+    /// Another process of a distributed run failed, hung or could not be reached, or the
+    /// processes disagree; the message names the rank concerned.
+    #[error("distributed training: {0}")]
+    Distributed(String),
+
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

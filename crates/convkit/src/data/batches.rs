@@ -16,6 +16,14 @@ pub struct Batch {
     pub labels: Tensor,
 }
 
+/// A seeded random permutation of `0..len`, drawn from a ChaCha8 generator: the same on
+/// every machine for the same seed.
+pub fn shuffled_order(len: usize, seed: u64) -> Vec<i64> {
+    let mut index: Vec<i64> = (0..len as i64).collect();
+    index.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    index
+}
+
 /// Iterator over the batches of a [`Dataset`]; the last batch may be smaller.
 #[derive(Debug)]
 pub struct Batches<'a> {
@@ -29,11 +37,15 @@ impl<'a> Batches<'a> {
     /// Batches of `batch_size` (at least 1) over `dataset`; `shuffle_seed` draws a random
     /// order from a ChaCha8 generator, the same on every machine for the same seed.
     pub fn new(dataset: &'a Dataset, batch_size: usize, shuffle_seed: Option<u64>) -> Self {
-        let order = shuffle_seed.map(|seed| {
-            let mut index: Vec<i64> = (0..dataset.len() as i64).collect();
-            index.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-            Tensor::from_slice(&index).to_device(dataset.images().device())
-        });
+        let order = shuffle_seed.map(|seed| shuffled_order(dataset.len(), seed));
+        Batches::in_order(dataset, order, batch_size)
+    }
+
+    /// Batches of `batch_size` (at least 1) over the samples at `order` (every sample in
+    /// index order when `None`); indices may repeat and need not cover the dataset.
+    pub fn in_order(dataset: &'a Dataset, order: Option<Vec<i64>>, batch_size: usize) -> Self {
+        let order =
+            order.map(|index| Tensor::from_slice(&index).to_device(dataset.images().device()));
         Batches {
             dataset,
             order,
@@ -44,7 +56,15 @@ impl<'a> Batches<'a> {
 
     /// Number of batches in all.
     pub fn batch_count(&self) -> usize {
-        self.dataset.len().div_ceil(self.batch_size)
+        self.len_in_order().div_ceil(self.batch_size)
+    }
+
+    /// Number of samples this iterator visits.
+    fn len_in_order(&self) -> usize {
+        match &self.order {
+            Some(order) => order.size()[0] as usize,
+            None => self.dataset.len(),
+        }
     }
 }
 
@@ -52,7 +72,7 @@ impl Iterator for Batches<'_> {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        let n = self.dataset.len();
+        let n = self.len_in_order();
         if self.next >= n {
             return None;
         }
@@ -74,8 +94,8 @@ impl Iterator for Batches<'_> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left =
-            (self.dataset.len() - self.next.min(self.dataset.len())).div_ceil(self.batch_size);
+        let n = self.len_in_order();
+        let left = (n - self.next.min(n)).div_ceil(self.batch_size);
         (left, Some(left))
     }
 }

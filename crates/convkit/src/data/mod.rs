@@ -3,6 +3,7 @@
 //! - [`idx`]: IDX files, the format of MNIST and Fashion-MNIST, plain or gzipped.
 //! - [`mnist`]: finding, downloading, reading and checking the four MNIST files.
 //! - [`download`]: fetching a file and checking its sha256 before it lands.
+//! - [`image_dataset`]: the one interface that training and evaluation read data through.
 //! - [`dataset`]: labelled images in memory as tensors; [`batches`]: iterating them.
 //! - [`image_folder`]: folders of class sub-folders of JPEG/PNG/... images, decoded in parallel.
 
@@ -10,9 +11,11 @@ pub mod batches;
 pub mod dataset;
 pub mod download;
 pub mod idx;
+pub mod image_dataset;
 pub mod image_folder;
 pub mod image_integrity;
 pub mod mnist;
 
-pub use batches::{Batch, Batches};
+pub use batches::{shuffled_order, Batch, Batches};
 pub use dataset::Dataset;
+pub use image_dataset::ImageDataset;
