@@ -19,6 +19,15 @@
 //! That environment also gets the tests' checkers (TensorBoard, onnx, onnxruntime, pinned),
 //! and cargo gets its Python as `CONVKIT_PYTHON`.
 //!
+//! The wheel ships c10d's headers but not Gloo's, which c10d's `ProcessGroupGloo.hpp`
+//! includes; convkit's distributed layer (`crates/convkit/csrc/distributed.cpp`) needs them
+//! to compile. They come from Debian's `libgloo-dev` (headers only: libtorch links its own
+//! Gloo), fetched once with `apt-get download` and unpacked with `dpkg-deb -x` into
+//! `~/.cache/convkit/gloo-headers-<debian version>/`; cargo gets the folder as
+//! `CONVKIT_GLOO_INCLUDE`. A user's own `CONVKIT_GLOO_INCLUDE` is used as is. Without the
+//! headers convkit builds without the distributed layer (an error in CI, see the build
+//! script).
+//!
 //! `.cargo/config.toml` points `LIBTORCH` at `.libtorch/torch`, so once this has run,
 //! plain `cargo build`, `cargo run` and `cargo test` work too.
 
@@ -47,6 +56,16 @@ fn main() {
             exit(1);
         }
     };
+    let gloo_include = match ensure_gloo_headers() {
+        Ok(dir) => Some(dir),
+        Err(message) => {
+            eprintln!(
+                "warning: {message}\nwarning: convkit builds without its distributed layer \
+                 (convkit::distributed returns an error)"
+            );
+            None
+        }
+    };
     if args[0] == "setup" {
         return;
     }
@@ -54,6 +73,9 @@ fn main() {
     let mut command = Command::new(cargo);
     if let Some(python) = python {
         command.env("CONVKIT_PYTHON", python);
+    }
+    if let Some(dir) = gloo_include {
+        command.env("CONVKIT_GLOO_INCLUDE", dir);
     }
     let status = command
         .args(&args)
@@ -180,11 +202,125 @@ fn venv_dir() -> Result<PathBuf, String> {
     if let Some(dir) = env::var_os("CONVKIT_TORCH_VENV") {
         return Ok(PathBuf::from(dir));
     }
-    let cache = env::var_os("XDG_CACHE_HOME")
+    let cache =
+        convkit_cache().ok_or("neither XDG_CACHE_HOME nor HOME is set; set CONVKIT_TORCH_VENV")?;
+    Ok(cache.join(format!("torch-{TORCH_VERSION}")))
+}
+
+/// `$XDG_CACHE_HOME/convkit`, else `~/.cache/convkit` (the build script looks there too).
+fn convkit_cache() -> Option<PathBuf> {
+    env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .ok_or("neither XDG_CACHE_HOME nor HOME is set; set CONVKIT_TORCH_VENV")?;
-    Ok(cache.join("convkit").join(format!("torch-{TORCH_VERSION}")))
+        .map(|cache| cache.join("convkit"))
+}
+
+/// The folder holding `gloo/` (Gloo's headers) that convkit's distributed layer compiles
+/// against: the user's `CONVKIT_GLOO_INCLUDE`, else an earlier download in the cache, else
+/// Debian's `libgloo-dev` fetched now (about 50 kB) and unpacked into
+/// `<cache>/gloo-headers-<debian version>/`.
+fn ensure_gloo_headers() -> Result<PathBuf, String> {
+    if let Some(dir) = env::var_os("CONVKIT_GLOO_INCLUDE") {
+        let dir = PathBuf::from(dir);
+        return if has_gloo_headers(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "CONVKIT_GLOO_INCLUDE={} holds no gloo/context.h",
+                dir.display()
+            ))
+        };
+    }
+    let cache = convkit_cache().ok_or("neither XDG_CACHE_HOME nor HOME is set")?;
+    if let Some(dir) = cached_gloo_headers(&cache) {
+        return Ok(dir);
+    }
+    fetch_gloo_headers(&cache)
+}
+
+fn has_gloo_headers(include: &Path) -> bool {
+    include.join("gloo").join("context.h").exists()
+}
+
+/// The newest `<cache>/gloo-headers-*/usr/include` holding Gloo's headers.
+fn cached_gloo_headers(cache: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("gloo-headers-"))
+        .map(|e| e.path().join("usr").join("include"))
+        .filter(|include| has_gloo_headers(include))
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn fetch_gloo_headers(cache: &Path) -> Result<PathBuf, String> {
+    let missing = |tool: &str| {
+        format!(
+            "Gloo's headers are missing and `{tool}` is not available to fetch Debian's \
+             libgloo-dev; unpack its usr/include (or any Gloo checkout's headers matching \
+             libtorch's) and set CONVKIT_GLOO_INCLUDE to the folder holding gloo/"
+        )
+    };
+    for tool in ["apt-get", "dpkg-deb"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Err(missing(tool));
+        }
+    }
+    eprintln!(
+        "fetching Gloo's headers (Debian's libgloo-dev, headers only) into {}",
+        cache.display()
+    );
+    std::fs::create_dir_all(cache)
+        .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
+    let work = cache.join(format!(".gloo-download-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let result = (|| {
+        run(Command::new("apt-get")
+            .args(["download", "libgloo-dev"])
+            .current_dir(&work))?;
+        let deb = std::fs::read_dir(&work)
+            .map_err(|e| format!("cannot read {}: {e}", work.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .ok_or("apt-get download libgloo-dev left no .deb file")?;
+        let version = Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(&deb)
+            .arg("Version")
+            .output()
+            .map_err(|e| format!("cannot run dpkg-deb: {e}"))?;
+        let version = String::from_utf8_lossy(&version.stdout)
+            .trim()
+            .replace(['/', ':'], "_");
+        if version.is_empty() {
+            return Err(format!("dpkg-deb found no Version in {}", deb.display()));
+        }
+        let unpacked = work.join("unpacked");
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+        if !has_gloo_headers(&unpacked.join("usr").join("include")) {
+            return Err(format!(
+                "{} holds no usr/include/gloo/context.h",
+                deb.display()
+            ));
+        }
+        let target = cache.join(format!("gloo-headers-{version}"));
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&unpacked, &target)
+            .map_err(|e| format!("cannot move the headers to {}: {e}", target.display()))?;
+        eprintln!("Gloo headers: {}", target.display());
+        Ok(target.join("usr").join("include"))
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    result.map_err(|e| format!("could not fetch Gloo's headers: {e}"))
 }
 
 /// `<venv>/lib/python3.X/site-packages/torch`, when torch is installed there.
