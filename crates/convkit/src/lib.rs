@@ -20,7 +20,7 @@
 //! Modules follow the chapter's ideas: [`data`] (files, datasets, batches), [`augment`]
 //! (random image layers), [`nn`] (layers), [`models`] (the chapter's recipes), [`train`]
 //! (fit loop, optimizers, callbacks, history), [`report`] (plots), [`workflows`] (what each
-//! CLI command runs).
+//! CLI command runs), [`distributed`] (data-parallel training across processes).
 #![deny(missing_docs)]
 
 pub mod atomic_file;
@@ -28,6 +28,7 @@ pub mod augment;
 pub mod cache;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod export;
 #[doc(hidden)]

@@ -6,7 +6,7 @@
 mod allocator;
 mod autocast;
 mod cpu_features;
-mod ffi;
+pub(crate) mod ffi;
 mod gradients;
 mod inference_mode;
 mod memory_format;
