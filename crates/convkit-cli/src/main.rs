@@ -19,10 +19,16 @@ struct Cli {
     #[arg(long, global = true, default_value = "auto", value_name = "DEVICE")]
     device: String,
 
-    /// CPU threads for libtorch (default: all cores). Benchmarks need a quiet machine:
-    /// OpenMP threads slow down sharply when another process uses the same cores.
+    /// CPU threads for libtorch (default: $OMP_NUM_THREADS when set, as torchrun sets it
+    /// to 1 for several processes per machine, else all cores). Benchmarks need a quiet
+    /// machine: OpenMP threads slow down sharply when another process uses the same cores.
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
+
+    /// Data-parallel runs (under torchrun): how long a process waits for the others (to
+    /// join, or in a gradient exchange) before it fails naming the rank that died or hung.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 300)]
+    dist_timeout: u64,
 
     /// Numeric precision: fp32; bf16 (mixed precision, as torch.autocast: fp32 weights and
     /// optimizer, bf16 convolutions and matrix products, fp32 loss and metrics); or auto
@@ -63,11 +69,23 @@ fn main() -> ExitCode {
     // Reuse freed buffers rather than page-faulting on fresh ones at every step.
     convkit::runtime::keep_freed_memory();
     let precision = cli.precision;
+    let device = match &cli.command {
+        Command::Mnist(_) | Command::Train(_) | Command::Finetune(_) => {
+            match commands::data_parallel::join_run(&cli.device, cli.dist_timeout) {
+                Ok(device) => device,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => cli.device.clone(),
+    };
     let result = match cli.command {
         Command::Summary(args) => commands::summary::run(args),
-        Command::Mnist(args) => commands::mnist::run(args, &given, &cli.device, precision),
-        Command::Train(args) => commands::train::run(args, &given, &cli.device, precision),
-        Command::Finetune(args) => commands::finetune::run(args, &given, &cli.device, precision),
+        Command::Mnist(args) => commands::mnist::run(args, &given, &device, precision),
+        Command::Train(args) => commands::train::run(args, &given, &device, precision),
+        Command::Finetune(args) => commands::finetune::run(args, &given, &device, precision),
         Command::Chapter8(args) => commands::chapter8::run(args, &cli.device, precision),
         Command::Evaluate(args) => commands::evaluate::run(args, &cli.device, precision),
         Command::Predict(args) => commands::predict::run(args, &cli.device, precision),

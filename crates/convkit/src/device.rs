@@ -43,11 +43,18 @@ pub fn device_name(device: Device) -> String {
     }
 }
 
-/// Sets libtorch's intra-op thread count: `threads`, or every core the process may use.
-/// Returns the count in force.
+/// Sets libtorch's intra-op thread count: `threads`, else `OMP_NUM_THREADS` when it is set
+/// (torchrun sets it to 1 when it starts several processes on one machine), else every core
+/// the process may use. Returns the count in force.
 pub fn set_threads(threads: Option<usize>) -> usize {
+    let from_env = || {
+        std::env::var("OMP_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    };
     let n = threads
         .filter(|&n| n > 0)
+        .or_else(|| from_env().filter(|&n| n > 0))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     tch::set_num_threads(n as i32);
     n

@@ -240,7 +240,7 @@ impl Model {
     }
 
     /// Fails unless `data`'s images have the shape the model takes.
-    pub fn check_input(&self, data: &crate::data::Dataset) -> Result<()> {
+    pub fn check_input(&self, data: &dyn crate::data::ImageDataset) -> Result<()> {
         if data.image_shape() != self.spec.input_shape {
             return Err(Error::InvalidConfig(format!(
                 "the model takes images of shape {:?}, the data has {:?}",

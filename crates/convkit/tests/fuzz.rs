@@ -228,6 +228,7 @@ fn seeds(parser: Parser, scratch: &Path) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
                 device: "cpu".into(),
                 precision: Default::default(),
                 threads: 2,
+                world_size: 1,
             };
             let mnist = MnistRunConfig {
                 job: "mnist".into(),
@@ -236,6 +237,7 @@ fn seeds(parser: Parser, scratch: &Path) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
                 device: "cpu".into(),
                 precision: Default::default(),
                 threads: 2,
+                world_size: 1,
             };
             let seeds = vec![
                 serde_json::to_vec_pretty(&train).unwrap(),

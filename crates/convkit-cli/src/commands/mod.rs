@@ -3,6 +3,7 @@
 pub mod augment_args;
 pub mod augment_preview;
 pub mod chapter8;
+pub mod data_parallel;
 pub mod evaluate;
 pub mod export;
 pub mod finetune;
@@ -34,7 +35,14 @@ impl std::error::Error for Interrupted {}
 
 /// Arguments that set nothing a run keeps (output, verbosity, the run folder itself).
 const NOT_SETTINGS: &[&str] = &[
-    "resume", "out", "json", "quiet", "device", "threads", "run_dir",
+    "resume",
+    "out",
+    "json",
+    "quiet",
+    "device",
+    "threads",
+    "run_dir",
+    "dist_timeout",
 ];
 
 /// The settings given on the command line (not left at their defaults), as the keys of the
@@ -108,6 +116,8 @@ pub fn training_result<T>(
     context: &str,
 ) -> anyhow::Result<Option<T>> {
     match result {
+        // Rank 0 of a data-parallel run reports it; the other ranks computed the same.
+        Ok(_) if !convkit::distributed::is_main_process() => Ok(None),
         Ok(report) => Ok(Some(report)),
         Err(convkit::Error::RunFinished { run_dir, epochs }) => {
             println!(

@@ -16,7 +16,7 @@ pub struct Dataset {
 }
 
 /// Fails unless `fraction` is a valid validation split, in `[0, 1)`.
-fn check_fraction(fraction: f64) -> Result<()> {
+pub(crate) fn check_fraction(fraction: f64) -> Result<()> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(Error::InvalidConfig(format!(
             "validation split must be in [0, 1), got {fraction}"

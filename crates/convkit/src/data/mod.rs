@@ -5,6 +5,8 @@
 //! - [`download`]: fetching a file and checking its sha256 before it lands.
 //! - [`image_dataset`]: the one interface that training and evaluation read data through.
 //! - [`dataset`]: labelled images in memory as tensors; [`batches`]: iterating them.
+//! - [`subset`]: a view of some samples of any dataset.
+//! - [`sharding`]: which samples each process of a data-parallel run reads.
 //! - [`image_folder`]: folders of class sub-folders of JPEG/PNG/... images, decoded in parallel.
 
 pub mod batches;
@@ -15,7 +17,11 @@ pub mod image_dataset;
 pub mod image_folder;
 pub mod image_integrity;
 pub mod mnist;
+pub mod sharding;
+pub mod subset;
 
 pub use batches::{shuffled_order, Batch, Batches};
 pub use dataset::Dataset;
 pub use image_dataset::ImageDataset;
+pub use sharding::{evaluation_shard, shard_order};
+pub use subset::Subset;

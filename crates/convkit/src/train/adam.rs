@@ -48,13 +48,18 @@ impl KerasAdam {
 
     /// Clears the gradients, back-propagates `loss`, and applies one update.
     pub fn backward_step(&mut self, loss: &Tensor) {
+        self.zero_grad();
+        loss.backward();
+        self.step();
+    }
+
+    /// Drops the gradients (the next backward pass stores fresh ones).
+    pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             if p.grad().defined() {
                 crate::runtime::free_grad(p).expect("dropping a gradient does not fail");
             }
         }
-        loss.backward();
-        self.step();
     }
 
     /// Applies one update from the current gradients.

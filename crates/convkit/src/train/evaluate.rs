@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::metrics::RunningMetrics;
-use crate::data::Dataset;
+use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -21,18 +21,38 @@ pub struct Evaluation {
 impl Model {
     /// Evaluates the model on `data` at inference (no dropout, no augmentation, libtorch's
     /// inference mode), in batches of `batch_size`, in the model's precision.
-    pub fn evaluate(&self, data: &Dataset, batch_size: usize) -> Result<Evaluation> {
+    ///
+    /// In a data-parallel run ([`crate::distributed`]) every process evaluates its part of
+    /// `data` and all get the result over the whole of it: every process must call it.
+    pub fn evaluate(&self, data: &dyn ImageDataset, batch_size: usize) -> Result<Evaluation> {
         if data.is_empty() {
             return Err(Error::InvalidConfig(
                 "cannot evaluate on an empty dataset".into(),
             ));
         }
+        match crate::distributed::default_group() {
+            Some(group) if group.world_size() > 1 => {
+                super::data_parallel::DataParallel::new(&group).evaluate(self, data, batch_size)
+            }
+            _ => self.evaluate_samples(data, None, batch_size),
+        }
+    }
+
+    /// [`Model::evaluate`] over the samples at `order` (all when `None`); no sample gives a
+    /// count of 0 and NaN means.
+    pub(crate) fn evaluate_samples(
+        &self,
+        data: &dyn ImageDataset,
+        order: Option<Vec<i64>>,
+        batch_size: usize,
+    ) -> Result<Evaluation> {
         self.check_input(data)?;
         let loss = self.loss()?;
         let _guard = crate::runtime::InferenceMode::new();
         let device = self.device();
         let mut metrics = RunningMetrics::new(device);
-        for batch in data.batches(batch_size, None) {
+        for batch in data.batches_in(order, batch_size) {
+            let batch = batch?;
             let (images, labels) = (
                 batch.images.to_device(device),
                 batch.labels.to_device(device),

@@ -6,11 +6,12 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::callbacks::{BatchEnd, Callback, TrainControl};
+use super::data_parallel::DataParallel;
 use super::history::{EpochRecord, History};
 use super::metrics::RunningMetrics;
 use super::optimizer::{Optimizer, OptimizerState};
 use super::training_state::{StateDir, TrainingState};
-use crate::data::Dataset;
+use crate::data::{shuffled_order, ImageDataset};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::Precision;
@@ -20,7 +21,9 @@ use crate::runtime::Precision;
 pub struct FitConfig {
     /// Passes over the training data.
     pub epochs: usize,
-    /// Samples per gradient step.
+    /// Samples per gradient step, per process: in a data-parallel run of N processes each
+    /// step averages the gradients of N batches of this size (as in PyTorch's
+    /// `DistributedDataParallel`), so the effective batch is N times larger.
     pub batch_size: usize,
     /// The optimizer and its settings.
     pub optimizer: Optimizer,
@@ -65,6 +68,13 @@ impl Model {
     /// the same, in the same order. A Ctrl-C ([`super::interrupt`]) stops at the next batch
     /// with [`Error::Interrupted`].
     ///
+    /// When this process belongs to a data-parallel run ([`crate::distributed`]'s default
+    /// group), every process trains on its shard of each epoch's seeded order (as PyTorch's
+    /// `DistributedSampler` shards it), the gradients are averaged over the processes before
+    /// every update, loss and accuracy are summed over all of them, and only rank 0 writes
+    /// the state; a resumed run takes rank 0's state. Every process must call `fit` with the
+    /// same data, settings and callbacks, and ends with the same weights and history.
+    ///
     /// ```no_run
     /// # use convkit::{data::Dataset, models, train::FitConfig, Model};
     /// # fn main() -> convkit::Result<()> {
@@ -77,10 +87,23 @@ impl Model {
     /// ```
     pub fn fit(
         &mut self,
-        train: &Dataset,
-        validation: Option<&Dataset>,
+        train: &dyn ImageDataset,
+        validation: Option<&dyn ImageDataset>,
         config: &FitConfig,
         callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        let group = crate::distributed::default_group();
+        let parallel = group.as_deref().map(DataParallel::new);
+        self.fit_with(train, validation, config, callbacks, parallel.as_ref())
+    }
+
+    fn fit_with(
+        &mut self,
+        train: &dyn ImageDataset,
+        validation: Option<&dyn ImageDataset>,
+        config: &FitConfig,
+        callbacks: &mut [&mut dyn Callback],
+        parallel: Option<&DataParallel<'_>>,
     ) -> Result<History> {
         if train.is_empty() {
             return Err(Error::InvalidConfig("no training samples".into()));
@@ -91,7 +114,6 @@ impl Model {
             self.set_precision(precision);
         }
         let device = self.device();
-        let train = train.to_device(device);
         let mut optimizer = config.optimizer.build(self.var_store())?;
         let mut history = History::default();
         let mut control = TrainControl::new(config.optimizer.learning_rate());
@@ -99,8 +121,17 @@ impl Model {
             callback.on_train_begin(self, &mut control)?;
         }
         let states = config.state_dir.as_ref().map(StateDir::new);
+        // In a data-parallel run, rank 0's state is every process's; only rank 0 saves.
+        let (saved, received) = match parallel {
+            Some(parallel) => parallel.share_saved_state(states.as_ref())?,
+            None => (
+                states.as_ref().map(StateDir::latest).transpose()?.flatten(),
+                None,
+            ),
+        };
+        let states = states.filter(|_| parallel.is_none_or(DataParallel::is_main));
         let mut first_epoch = 1;
-        if let Some(saved) = states.as_ref().map(StateDir::latest).transpose()?.flatten() {
+        if let Some(saved) = saved.as_ref().or(received.as_ref().map(|r| &r.saved)) {
             let state = &saved.state;
             if state.callbacks.len() != callbacks.len() {
                 return Err(Error::invalid_data(
@@ -126,6 +157,10 @@ impl Model {
             history = state.history.clone();
             first_epoch = state.epoch + 1;
         }
+        drop(received);
+        if let Some(parallel) = parallel {
+            parallel.broadcast_variables(self.var_store())?;
+        }
         let mut applied_lr = config.optimizer.learning_rate();
         let last_epoch = if control.stop_requested() {
             0
@@ -142,21 +177,31 @@ impl Model {
                 optimizer.set_lr(learning_rate);
                 applied_lr = learning_rate;
             }
-            let batches = train.batches(
-                config.batch_size,
-                Some(config.seed.wrapping_add(epoch as u64)),
-            );
-            let steps = batches.batch_count();
+            let order = shuffled_order(train.len(), config.seed.wrapping_add(epoch as u64));
+            let order = match parallel {
+                Some(parallel) => parallel.shard(&order),
+                None => order,
+            };
+            let steps = order.len().div_ceil(config.batch_size.max(1));
             let mut metrics = RunningMetrics::new(device);
             let start = Instant::now();
-            for (step, batch) in batches.enumerate() {
-                let logits = self.forward(&batch.images, true);
-                let loss = loss_fn.mean(&logits, &batch.labels);
-                optimizer.backward_step(&loss);
-                let size = batch.labels.size()[0];
+            for (step, batch) in train.batches_in(Some(order), config.batch_size).enumerate() {
+                let batch = batch?;
+                let (images, labels) = (
+                    batch.images.to_device(device),
+                    batch.labels.to_device(device),
+                );
+                let logits = self.forward(&images, true);
+                let loss = loss_fn.mean(&logits, &labels);
+                match parallel {
+                    Some(parallel) => optimizer
+                        .backward_step_with(&loss, |params| parallel.average_gradients(params))?,
+                    None => optimizer.backward_step(&loss),
+                }
+                let size = labels.size()[0];
                 metrics.add(
                     &(loss.detach() * size as f64),
-                    &loss_fn.correct(&logits.detach(), &batch.labels),
+                    &loss_fn.correct(&logits.detach(), &labels),
                     size as usize,
                 );
                 let event = BatchEnd {
@@ -170,7 +215,13 @@ impl Model {
                 for callback in callbacks.iter_mut() {
                     callback.on_batch_end(&event, &mut control)?;
                 }
-                if super::interrupt::stop_requested() {
+                let interrupted = match parallel {
+                    Some(parallel) => {
+                        parallel.any_wants_to_stop(super::interrupt::stop_requested())?
+                    }
+                    None => super::interrupt::stop_requested(),
+                };
+                if interrupted {
                     return Err(Error::Interrupted { epoch });
                 }
                 if control.learning_rate() != applied_lr {
@@ -178,7 +229,13 @@ impl Model {
                     optimizer.set_lr(applied_lr);
                 }
             }
-            let (loss, accuracy) = metrics.read();
+            let (loss, accuracy) = match parallel {
+                Some(parallel) => {
+                    parallel.broadcast_running_statistics(self.var_store())?;
+                    parallel.reduce_metrics(&metrics)?
+                }
+                None => metrics.read(),
+            };
             let seconds = start.elapsed().as_secs_f64();
             if !loss.is_finite() {
                 return Err(Error::InvalidConfig(format!(
@@ -186,7 +243,10 @@ impl Model {
                 )));
             }
             let val = validation
-                .map(|v| self.evaluate(v, config.batch_size))
+                .map(|v| match parallel {
+                    Some(parallel) => parallel.evaluate(self, v, config.batch_size),
+                    None => self.evaluate(v, config.batch_size),
+                })
                 .transpose()?;
             history.epochs.push(EpochRecord {
                 epoch,
@@ -244,6 +304,7 @@ pub(crate) fn epoch_seed(seed: u64, epoch: usize) -> i64 {
 mod tests {
     use super::*;
     use crate::augment::{FlipMode, RandomFlipSpec};
+    use crate::data::Dataset;
     use crate::nn::{Activation, BatchNormalizationSpec, Sequential};
     use crate::train::{BestCheckpoint, EarlyStopping, ReduceLrOnPlateau};
     use tch::{Device, Kind, Tensor};

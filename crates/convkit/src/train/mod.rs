@@ -3,6 +3,7 @@
 pub mod adam;
 pub mod best_checkpoint;
 pub mod callbacks;
+mod data_parallel;
 pub mod early_stopping;
 pub mod evaluate;
 pub mod fit;

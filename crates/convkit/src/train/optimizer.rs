@@ -123,6 +123,31 @@ impl OptimizerState {
         }
     }
 
+    /// Clears the gradients, back-propagates `loss`, lets `between` see (and change) the
+    /// trained variables' fresh gradients, then applies one update: the hook where data
+    /// parallel training averages the gradients over processes.
+    pub fn backward_step_with(
+        &mut self,
+        loss: &Tensor,
+        between: impl FnOnce(&[Tensor]) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            OptimizerState::RmsProp(opt) => {
+                opt.zero_grad();
+                loss.backward();
+                between(&opt.params)?;
+                opt.step();
+            }
+            OptimizerState::Adam(opt) => {
+                opt.zero_grad();
+                loss.backward();
+                between(&opt.params)?;
+                opt.step();
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the learning rate of the following steps.
     pub fn set_lr(&mut self, learning_rate: f64) {
         match self {

@@ -9,7 +9,7 @@ use tch::Device;
 
 use super::callbacks::{Callback, TrainControl};
 use super::history::History;
-use crate::data::Dataset;
+use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::nn::Sequential;
@@ -151,7 +151,7 @@ impl TensorBoardLog {
     pub fn add_augmentation_grid(
         &mut self,
         model: &Sequential,
-        data: &Dataset,
+        data: &dyn ImageDataset,
         seed: u64,
     ) -> Result<()> {
         let layers: Vec<_> = model
@@ -165,8 +165,12 @@ impl TensorBoardLog {
             return Ok(());
         }
         let (height, width) = (shape[1] as u32, shape[2] as u32);
+        let first = match data.batches_in(Some(vec![0]), 1).next() {
+            Some(batch) => batch?.images,
+            None => return Ok(()),
+        };
         let pixels = Vec::<u8>::try_from(
-            data.images()
+            first
                 .get(0)
                 .to_device(Device::Cpu)
                 .permute([1, 2, 0])
@@ -293,6 +297,7 @@ fn png_of(write: impl FnOnce(&Path) -> Result<()>) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Dataset;
     use crate::report::tensorboard::proto::Kind;
     use crate::report::tensorboard::{read_event_dir, scalars};
     use crate::train::test_support::{feed, with_val_losses};

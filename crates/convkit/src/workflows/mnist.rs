@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use super::process_run_dir::{check_same_world_size, ProcessRunDir};
 use super::run_dir::{peak_rss_bytes, read_json, write_json, RunDir};
 use crate::data::mnist::{load_mnist_datasets, locate_or_download_mnist, mnist_mirror};
+use crate::data::ImageDataset;
 use crate::device::device_name;
 use crate::error::Result;
 use crate::model::Model;
@@ -81,6 +83,13 @@ pub struct MnistRunConfig {
     pub precision: Precision,
     /// libtorch CPU threads.
     pub threads: usize,
+    /// Processes that trained it together (data parallel; 1 alone).
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The results of an MNIST run, also written to `metrics.json`.
@@ -123,8 +132,21 @@ pub struct MnistReport {
 /// writes the run folder: `model.safetensors` + `model.json` (the model after the latest
 /// epoch, rewritten after each; after the last, it is the model the chapter evaluates), `history.csv`, `curves.png`, `metrics.json`,
 /// `run.json`.
+///
+/// In a data-parallel run ([`crate::distributed`]) every process calls it; rank 0 writes the
+/// run folder, the others a scratch folder that is removed afterwards.
 pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
-    mnist(job, device, false)
+    let dir = ProcessRunDir::new_run(&job.out_dir)?;
+    mnist(&for_this_process(job, &dir), device, false)
+}
+
+/// `job` as this process runs it: writing to its run folder, quiet unless it is rank 0.
+fn for_this_process(job: &MnistJob, dir: &ProcessRunDir) -> MnistJob {
+    MnistJob {
+        out_dir: dir.root().to_owned(),
+        progress: job.progress && dir.is_main(),
+        ..job.clone()
+    }
 }
 
 /// Continues the MNIST run in `run_dir` from its last complete state, with the settings its
@@ -133,13 +155,13 @@ pub fn run_mnist(job: &MnistJob, device: Device) -> Result<MnistReport> {
 ///
 /// [`Error::RunFinished`]: crate::Error::RunFinished
 pub fn resume_mnist(run_dir: &Path, device: Device, progress: bool) -> Result<MnistReport> {
-    let run = RunDir::at(run_dir);
-    run.check_resumable("mnist")?;
-    let config: MnistRunConfig = read_json(&run.config())?;
+    let dir = ProcessRunDir::resume(run_dir, "mnist")?;
+    let config: MnistRunConfig = read_json(&RunDir::at(dir.root()).config())?;
+    check_same_world_size(config.world_size, run_dir)?;
     let mut job = config.settings;
-    job.out_dir = run_dir.to_owned();
     job.progress = progress;
-    if progress {
+    let job = for_this_process(&job, &dir);
+    if job.progress {
         super::train::warn_if_not_reproducible(&config.device, config.threads, device);
     }
     mnist(&job, device, true)
@@ -169,6 +191,7 @@ fn mnist(job: &MnistJob, device: Device, resume: bool) -> Result<MnistReport> {
                 device: device_name(device),
                 precision: job.precision.resolve(device),
                 threads,
+                world_size: crate::distributed::world_size(),
             },
         )?;
     }
@@ -199,7 +222,7 @@ fn mnist(job: &MnistJob, device: Device, resume: bool) -> Result<MnistReport> {
         path: run.curves(),
         title: "MNIST convnet".into(),
     };
-    let validation = (!validation.is_empty()).then_some(&validation);
+    let validation: Option<&dyn ImageDataset> = (!validation.is_empty()).then_some(&validation);
     let mut progress = ProgressBars::new();
     let mut latest = LatestModel(run.model());
     let mut tensorboard = TensorBoardLog::for_run(run.root());

@@ -10,6 +10,7 @@ pub mod finetune;
 pub mod imagenet_predict;
 pub mod mnist;
 pub mod predict;
+mod process_run_dir;
 pub mod run_dir;
 pub mod train;
 pub mod transfer;

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::features::FeatureCache;
+use super::process_run_dir::{check_same_world_size, ProcessRunDir};
 use super::run_dir::{peak_rss_bytes, read_json, write_json, RunDir};
 use super::transfer::{fit_on_features, prepare_features, FeaturesReport, TransferMode};
 use crate::data::image_folder::{ImageFolder, ImageOptions, LoadedImages, SplitFolders};
-use crate::data::Dataset;
+use crate::data::ImageDataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -160,6 +161,9 @@ pub struct TrainRunConfig {
     pub precision: Precision,
     /// libtorch CPU threads.
     pub threads: usize,
+    /// Processes that trained it together (data parallel; 1 alone).
+    #[serde(default = "one")]
+    pub world_size: usize,
 }
 
 /// The results of a training run, also written to `metrics.json`.
@@ -235,7 +239,7 @@ fn load_split(dir: &Path, options: &ImageOptions, strict: bool) -> Result<Loaded
 }
 
 /// Checks that an evaluation folder has the model's classes, in the model's order.
-pub fn check_classes(model: &Model, data: &Dataset, dir: &Path) -> Result<()> {
+pub fn check_classes(model: &Model, data: &dyn ImageDataset, dir: &Path) -> Result<()> {
     if data.classes() != model.classes() {
         return Err(Error::invalid_data(
             dir,
@@ -252,8 +256,25 @@ pub fn check_classes(model: &Model, data: &Dataset, dir: &Path) -> Result<()> {
 /// Trains the chapter's from-scratch convnet as `job` says and writes the run folder:
 /// `best.safetensors` (lowest validation loss) and `last.safetensors`, each with its `.json`,
 /// `history.csv` and `curves.png` (rewritten every epoch), `metrics.json`, `run.json`.
+///
+/// In a data-parallel run ([`crate::distributed`]) every process calls it; rank 0 writes the
+/// run folder, the others a scratch folder that is removed afterwards.
 pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
-    train(job, device, false)
+    let dir = ProcessRunDir::new_run(&job.out_dir)?;
+    train(&for_this_process(job, &dir), device, false)
+}
+
+/// `job` as this process runs it: writing to its run folder, quiet unless it is rank 0.
+fn for_this_process(job: &TrainJob, dir: &ProcessRunDir) -> TrainJob {
+    TrainJob {
+        out_dir: dir.root().to_owned(),
+        progress: job.progress && dir.is_main(),
+        ..job.clone()
+    }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Continues the training run in `run_dir` (a `convkit train` or `convkit finetune` run)
@@ -262,13 +283,13 @@ pub fn run_train(job: &TrainJob, device: Device) -> Result<TrainReport> {
 /// never interrupted, on the same device, thread count and precision. A finished run is
 /// [`Error::RunFinished`].
 pub fn resume_train(run_dir: &Path, device: Device, progress: bool) -> Result<TrainReport> {
-    let run = RunDir::at(run_dir);
-    run.check_resumable("train")?;
-    let config: TrainRunConfig = read_json(&run.config())?;
+    let dir = ProcessRunDir::resume(run_dir, "train")?;
+    let config: TrainRunConfig = read_json(&RunDir::at(dir.root()).config())?;
+    check_same_world_size(config.world_size, run_dir)?;
     let mut job = config.settings;
-    job.out_dir = run_dir.to_owned();
     job.progress = progress;
-    if progress {
+    let job = for_this_process(&job, &dir);
+    if job.progress {
         warn_if_not_reproducible(&config.device, config.threads, device);
     }
     train(&job, device, true)
@@ -340,6 +361,7 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
                 device: device_name(device),
                 precision: job.precision.resolve(device),
                 threads,
+                world_size: crate::distributed::world_size(),
             },
         )?;
     }
@@ -592,7 +614,11 @@ fn with_augmentation(model: Model, augmentation: &[LayerSpec], seed: u64) -> Res
     Ok(rebuilt)
 }
 
-fn check_same_classes(train: &Dataset, other: &Dataset, dir: &Path) -> Result<()> {
+fn check_same_classes(
+    train: &dyn ImageDataset,
+    other: &dyn ImageDataset,
+    dir: &Path,
+) -> Result<()> {
     if train.classes() != other.classes() {
         return Err(Error::invalid_data(
             dir,
