@@ -29,6 +29,14 @@ use convkit::workflows::{resume_mnist, run_mnist, MnistJob};
 /// The run folder keeps its state after every epoch (state/). A run stopped by Ctrl-C, a
 /// kill or a crash continues with --resume RUN_DIR and ends exactly as if it had never
 /// stopped (same device and --threads).
+///
+/// Data parallel (libtorch's c10d, Gloo on the CPU): start it under torchrun, one process
+/// per core group or GPU. --batch-size is per process, as in PyTorch: 2 processes x 64
+/// train as one process on batches of 128. Only rank 0 writes the run folder.
+///   torchrun --standalone --nproc-per-node=2 --no-python convkit --threads 1 mnist
+///   # two machines: on the one at HOST --node-rank=0, on the other --node-rank=1
+///   torchrun --nnodes=2 --node-rank=0 --nproc-per-node=1 --master-addr=HOST \
+///     --master-port=29500 --no-python convkit mnist
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct MnistArgs {
@@ -42,7 +50,8 @@ pub struct MnistArgs {
     #[arg(long, default_value_t = 5)]
     epochs: usize,
 
-    /// Images per gradient step.
+    /// Images per gradient step, per process (under torchrun each step averages the
+    /// gradients of one batch per process).
     #[arg(long, default_value_t = 64, value_name = "N")]
     batch_size: usize,
 

@@ -5,7 +5,9 @@
 //! reports loss and accuracy summed over all of them, so that every process takes the same
 //! decisions (learning-rate schedule, early stopping) and ends with the same weights.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tch::nn::VarStore;
 use tch::Tensor;
@@ -24,6 +26,8 @@ const STATE_FILES: [&str; 3] = ["model.safetensors", "optimizer.safetensors", "s
 /// One process's part in a data-parallel `fit`.
 pub(crate) struct DataParallel<'g> {
     group: &'g ProcessGroup,
+    /// Time spent in the gradient allreduce since the last [`DataParallel::report_epoch`].
+    communication: Cell<Duration>,
 }
 
 /// A scratch folder that holds a state received from rank 0 until it is loaded.
@@ -41,7 +45,10 @@ impl Drop for ReceivedState {
 
 impl<'g> DataParallel<'g> {
     pub(crate) fn new(group: &'g ProcessGroup) -> Self {
-        DataParallel { group }
+        DataParallel {
+            group,
+            communication: Cell::new(Duration::ZERO),
+        }
     }
 
     /// Whether this process writes the run's state (rank 0).
@@ -110,7 +117,24 @@ impl<'g> DataParallel<'g> {
 
     /// Replaces every gradient of `params` by its mean over the processes.
     pub(crate) fn average_gradients(&self, params: &[Tensor]) -> Result<()> {
-        average_gradients(self.group, params, DEFAULT_BUCKET_BYTES).map(|_| ())
+        let sync = average_gradients(self.group, params, DEFAULT_BUCKET_BYTES)?;
+        self.communication
+            .set(self.communication.get() + sync.communication);
+        Ok(())
+    }
+
+    /// With `CONVKIT_DIST_PROFILE=1` in the environment, rank 0 prints the share of the
+    /// epoch's training time (`seconds`) that the gradient allreduce took.
+    pub(crate) fn report_epoch(&self, epoch: usize, seconds: f64) {
+        let communication = self.communication.replace(Duration::ZERO).as_secs_f64();
+        if self.is_main() && std::env::var_os("CONVKIT_DIST_PROFILE").is_some_and(|v| v == "1") {
+            eprintln!(
+                "epoch {epoch}: gradient allreduce {communication:.2} s of {seconds:.2} s \
+                 ({:.1}%), {} processes",
+                100.0 * communication / seconds,
+                self.group.world_size()
+            );
+        }
     }
 
     /// Whether any process wants to stop (Ctrl-C reaches the processes at different

@@ -237,6 +237,9 @@ impl Model {
                 None => metrics.read(),
             };
             let seconds = start.elapsed().as_secs_f64();
+            if let Some(parallel) = parallel {
+                parallel.report_epoch(epoch, seconds);
+            }
             if !loss.is_finite() {
                 return Err(Error::InvalidConfig(format!(
                     "training diverged in epoch {epoch}: the loss is {loss}; try a lower learning rate"
