@@ -164,16 +164,20 @@ impl CacheFile {
             }
             let start = DATA_OFFSET as usize + index as usize * bytes;
             target.copy_from_slice(&self.map[start..start + bytes]);
-            // SAFETY: the mapping is a read-only shared mapping of a file, so dropping its
-            // pages loses nothing: a later read faults the same bytes back in from the file
-            // (or the page cache). No reference into the range outlives the copy above.
-            unsafe {
-                self.map
-                    .unchecked_advise_range(UncheckedAdvice::DontNeed, start, bytes)
-            }
-            .map_err(|e| Error::io("(madvise on the decoded-image cache)", e))?;
             labels.push(header.labels[index as usize]);
         }
+        // The whole mapping, not the images' ranges: a fault maps the pages around the one
+        // touched too (the kernel's fault-around, 64 KB by default), pages of other images
+        // that would otherwise pile up over an epoch. Unmapped stretches cost nothing here.
+        //
+        // SAFETY: the mapping is a read-only shared mapping of a file, so dropping its pages
+        // loses nothing: a later read faults the same bytes back in from the file (or the
+        // page cache). No reference into it outlives the copies above.
+        unsafe {
+            self.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, 0, self.map.len())
+        }
+        .map_err(|e| Error::io("(madvise on the decoded-image cache)", e))?;
         let shape = [
             indices.len() as i64,
             header.channels as i64,

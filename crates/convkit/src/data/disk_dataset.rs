@@ -130,11 +130,11 @@ impl DiskDataset {
 
     /// Refuses, as [`ImageFolder::load`] does with `strict`, a cache that left files out.
     fn checked(self, strict: bool) -> Result<DiskDataset> {
-        match self.file.header().skipped.first() {
-            Some(first) if strict => Err(Error::invalid_data(
-                &self.skipped[0].0,
-                first.reason.clone(),
-            )),
+        let first = self.file.header().skipped.first();
+        match (first, self.skipped.first()) {
+            (Some(skipped), Some((path, _))) if strict => {
+                Err(Error::invalid_data(path, skipped.reason.clone()))
+            }
             _ => Ok(self),
         }
     }
