@@ -1,19 +1,21 @@
 //! A view of some samples of any [`ImageDataset`], by index, without copying them.
 
+use std::rc::Rc;
+
 use super::batches::Batch;
 use super::image_dataset::ImageDataset;
 use crate::error::Result;
 
 /// The samples of `data` at `indices`, in that order, as a dataset of its own (sample `i`
 /// of the subset is sample `indices[i]` of `data`).
-pub struct Subset<'a> {
-    data: &'a dyn ImageDataset,
+pub struct Subset {
+    data: Rc<dyn ImageDataset>,
     indices: Vec<i64>,
 }
 
-impl<'a> Subset<'a> {
+impl Subset {
     /// The view; every index must be below `data.len()`.
-    pub fn new(data: &'a dyn ImageDataset, indices: Vec<i64>) -> Self {
+    pub fn new(data: Rc<dyn ImageDataset>, indices: Vec<i64>) -> Self {
         assert!(
             indices.iter().all(|&i| i >= 0 && (i as usize) < data.len()),
             "subset indices must lie in 0..{}",
@@ -26,10 +28,10 @@ impl<'a> Subset<'a> {
     /// validation part holding `fraction` of the samples: the same split as
     /// [`super::Dataset::split_validation_shuffled`] makes of the same samples.
     pub fn split_validation_shuffled(
-        data: &'a dyn ImageDataset,
+        data: Rc<dyn ImageDataset>,
         fraction: f64,
         seed: u64,
-    ) -> Result<(Subset<'a>, Subset<'a>)> {
+    ) -> Result<(Subset, Subset)> {
         super::dataset::check_fraction(fraction)?;
         use rand::seq::SliceRandom;
         use rand::SeedableRng;
@@ -37,11 +39,14 @@ impl<'a> Subset<'a> {
         order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
         let n_train = data.len() - (data.len() as f64 * fraction).round() as usize;
         let validation = order.split_off(n_train);
-        Ok((Subset::new(data, order), Subset::new(data, validation)))
+        Ok((
+            Subset::new(data.clone(), order),
+            Subset::new(data, validation),
+        ))
     }
 }
 
-impl ImageDataset for Subset<'_> {
+impl ImageDataset for Subset {
     fn len(&self) -> usize {
         self.indices.len()
     }
@@ -89,10 +94,10 @@ mod tests {
 
     #[test]
     fn a_shuffled_split_of_views_matches_the_split_of_tensors() {
-        let data = ten();
+        let data = Rc::new(ten());
         let (train, validation) = data.split_validation_shuffled(0.3, 4).unwrap();
         let (train_view, validation_view) =
-            Subset::split_validation_shuffled(&data, 0.3, 4).unwrap();
+            Subset::split_validation_shuffled(data.clone(), 0.3, 4).unwrap();
         assert_eq!(pixels(&train_view, None), pixels(&train, None));
         assert_eq!(pixels(&validation_view, None), pixels(&validation, None));
         // An order over the view indexes the view.

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::features::FeatureCache;
+use super::image_splits::{split_validation, Split, SplitReader, Storage};
 use super::process_run_dir::{check_same_world_size, ProcessRunDir};
 use super::run_dir::{peak_rss_bytes, read_json, write_json, RunDir};
 use super::transfer::{fit_on_features, prepare_features, FeaturesReport, TransferMode};
-use crate::data::image_folder::{ImageFolder, ImageOptions, LoadedImages, SplitFolders};
+use crate::data::image_folder::{ImageOptions, SplitFolders};
 use crate::data::ImageDataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -83,6 +84,14 @@ pub struct TrainJob {
     /// Where features are cached (default: the user's cache folder).
     #[serde(default)]
     pub features_cache: Option<PathBuf>,
+    /// Where the decoded images are kept: in memory, in the on-disk cache, or `auto` (on
+    /// disk when they would not fit comfortably in memory).
+    #[serde(default)]
+    pub storage: Storage,
+    /// Folder of the on-disk decoded-image caches (default: `decoded/` in the user's cache
+    /// folder).
+    #[serde(default)]
+    pub decoded_cache: Option<PathBuf>,
     /// Start from this checkpoint rather than fresh weights (fine-tuning).
     #[serde(default)]
     pub init_from: Option<PathBuf>,
@@ -124,6 +133,8 @@ impl TrainJob {
             weights: None,
             head: None,
             features_cache: None,
+            storage: Storage::Auto,
+            decoded_cache: None,
             init_from: None,
             unfreeze: Vec::new(),
             unfreeze_last: None,
@@ -221,23 +232,6 @@ pub struct TrainReport {
     pub out_dir: PathBuf,
 }
 
-fn load_split(dir: &Path, options: &ImageOptions, strict: bool) -> Result<LoadedImages> {
-    let folder = ImageFolder::scan(dir)?;
-    let loaded = folder.load(options, strict)?;
-    // A warning, not progress: printed with --quiet too.
-    if !loaded.skipped.is_empty() {
-        eprintln!(
-            "warning: skipped {} unreadable file(s) in {}:",
-            loaded.skipped.len(),
-            dir.display()
-        );
-        for (_, reason) in loaded.skipped.iter().take(10) {
-            eprintln!("  {reason}");
-        }
-    }
-    Ok(loaded)
-}
-
 /// Checks that an evaluation folder has the model's classes, in the model's order.
 pub fn check_classes(model: &Model, data: &dyn ImageDataset, dir: &Path) -> Result<()> {
     if data.classes() != model.classes() {
@@ -322,15 +316,27 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
     }
     let splits = SplitFolders::detect(&job.data_dir);
     let options = job.image_options();
+    let features_mode = job.mode == TransferMode::Features && job.init_from.is_none();
+    let storage = match job.storage {
+        // Features are computed from images in memory.
+        Storage::Auto if features_mode => Storage::Memory,
+        storage => SplitReader::resolve(storage, &splits, job.image_size),
+    };
+    let reader = SplitReader {
+        options: &options,
+        strict: job.strict,
+        storage,
+        cache_dir: job.decoded_cache.clone(),
+        progress: job.progress,
+    };
     let start = Instant::now();
-    let train_loaded = load_split(&splits.train, &options, job.strict)?;
-    let mut skipped = train_loaded.skipped.len();
+    let (train_all, mut skipped) = reader.read(&splits.train)?;
     let (train, validation) = match &splits.validation {
         Some(dir) => {
-            let loaded = load_split(dir, &options, job.strict)?;
-            skipped += loaded.skipped.len();
-            check_same_classes(&train_loaded.dataset, &loaded.dataset, dir)?;
-            (train_loaded.dataset, loaded.dataset)
+            let (validation, validation_skipped) = reader.read(dir)?;
+            skipped += validation_skipped;
+            check_same_classes(train_all.data(), validation.data(), dir)?;
+            (train_all, validation)
         }
         None => {
             if job.validation_split <= 0.0 {
@@ -339,11 +345,11 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
                     job.data_dir.display()
                 )));
             }
-            train_loaded
-                .dataset
-                .split_validation_shuffled(job.validation_split, job.seed)?
+            split_validation(train_all, job.validation_split, job.seed)?
         }
     };
+    let (train_split, validation_split) = (&train, &validation);
+    let (train, validation) = (train.data(), validation.data());
     let load_seconds = start.elapsed().as_secs_f64();
     let loaded_count = train.len() + validation.len() + skipped;
 
@@ -405,7 +411,7 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
         .map(|p| ReduceLrOnPlateau::new(0.5, p, 1e-6));
     let mut progress = ProgressBars::new();
     let mut tensorboard = TensorBoardLog::for_run(run.root());
-    tensorboard.add_augmentation_grid(&spec, &train, job.seed)?;
+    tensorboard.add_augmentation_grid(&spec, train, job.seed)?;
     let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history_csv, &mut curves];
     callbacks.push(&mut tensorboard);
     if job.progress {
@@ -417,14 +423,15 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
     if let Some(reduce) = reduce.as_mut() {
         callbacks.push(reduce);
     }
-    let test_data = match &splits.test {
+    let test_split = match &splits.test {
         Some(dir) => {
-            let loaded = load_split(dir, &options, job.strict)?;
-            check_classes(&model, &loaded.dataset, dir)?;
-            Some(loaded.dataset)
+            let (test, _) = reader.read(dir)?;
+            check_classes(&model, test.data(), dir)?;
+            Some(test)
         }
         None => None,
     };
+    let test_data = test_split.as_ref().map(Split::data);
     let (history, best_validation, test, features) = match (job.mode, weights) {
         (TransferMode::Features, Some(weights)) => {
             let cache = job
@@ -435,7 +442,11 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
             let mut splits = prepare_features(
                 &model,
                 &weights,
-                [Some(&train), Some(&validation), test_data.as_ref()],
+                [
+                    train_split.in_memory(),
+                    validation_split.in_memory(),
+                    test_split.as_ref().and_then(Split::in_memory),
+                ],
                 cache,
                 job.batch_size.max(32),
                 job.progress,
@@ -462,14 +473,13 @@ fn train(job: &TrainJob, device: Device, resume: bool) -> Result<TrainReport> {
         _ => {
             let mut best = BestCheckpoint::new(run.best());
             callbacks.push(&mut best);
-            let history = model.fit(&train, Some(&validation), &config, &mut callbacks)?;
+            let history = model.fit(train, Some(validation), &config, &mut callbacks)?;
             drop(callbacks);
             model.save(&run.last())?;
             let mut best_model = Model::load(&run.best(), device)?;
             best_model.set_precision(precision);
-            let validation = best_model.evaluate(&validation, job.batch_size)?;
+            let validation = best_model.evaluate(validation, job.batch_size)?;
             let test = test_data
-                .as_ref()
                 .map(|t| best_model.evaluate(t, job.batch_size))
                 .transpose()?;
             (history, validation, test, None)
@@ -511,6 +521,13 @@ fn check_settings(job: &TrainJob) -> Result<()> {
     if features && job.base.is_none() {
         return Err(Error::InvalidConfig(
             "feature extraction needs a pretrained base (--base)".into(),
+        ));
+    }
+    if features && job.storage == Storage::Disk {
+        return Err(Error::InvalidConfig(
+            "--storage disk cannot go with --mode features: the features are computed once from \
+             images in memory (use --storage memory, or --mode frozen)"
+                .into(),
         ));
     }
     if features && !job.augmentation.is_empty() {
