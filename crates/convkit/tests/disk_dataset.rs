@@ -77,6 +77,33 @@ struct Measured {
     epoch_s: f64,
     epoch_peak_growth: u64,
     peak: u64,
+    /// One epoch of `Model::fit` (a small convnet) over the cache.
+    fit_s: f64,
+    /// VmHWM after it.
+    peak_after_fit: u64,
+}
+
+/// Trains a small, cheap convnet for one epoch over `data` (pooling first, so that the
+/// time goes to reading the cache) and returns the seconds it took.
+fn fit_one_epoch(data: &DiskDataset) -> f64 {
+    use convkit::nn::{Activation, Sequential};
+    use convkit::train::FitConfig;
+    let spec = Sequential::new("cheap", [3, 180, 180])
+        .rescaling(1.0 / 255.0)
+        .max_pool2d(4)
+        .conv2d(8, 3, Activation::Relu)
+        .max_pool2d(4)
+        .flatten()
+        .dense(2, Activation::Softmax);
+    let mut model = convkit::Model::new(&spec, tch::Device::Cpu, 1).unwrap();
+    let started = Instant::now();
+    let config = FitConfig {
+        batch_size: 32,
+        ..FitConfig::default()
+    };
+    let history = model.fit(data, None, &config, &mut []).unwrap();
+    assert_eq!(history.epochs.len(), 1);
+    started.elapsed().as_secs_f64()
 }
 
 /// Generates `n` images, builds their cache, reopens it, iterates one shuffled epoch in
@@ -135,14 +162,25 @@ fn build_and_iterate(n: usize) -> Measured {
     let epoch_s = started.elapsed().as_secs_f64();
     let epoch_peak_growth = status_bytes("VmHWM").saturating_sub(base);
     assert_eq!(seen, n);
-    let measured = Measured {
+    let peak = status_bytes("VmHWM");
+    let fit_s = fit_one_epoch(&data);
+    let mut measured = Measured {
         build_s,
         build_peak_growth,
         reopen_s,
         epoch_s,
         epoch_peak_growth,
-        peak: status_bytes("VmHWM"),
+        peak,
+        fit_s,
+        peak_after_fit: 0,
     };
+    measured.peak_after_fit = status_bytes("VmHWM");
+    eprintln!(
+        "fit, one epoch of a small convnet: {:.1} s = {:.0} images/s, VmHWM after it {:.0} MB",
+        measured.fit_s,
+        n as f64 / measured.fit_s,
+        measured.peak_after_fit as f64 / MB
+    );
     eprintln!(
         "{n} images ({:.0} MB decoded): build {:.1} s (peak +{:.0} MB), reopen (hash) {:.2} s, \
          epoch {:.2} s = {:.0} images/s (peak +{:.0} MB), VmHWM after the epoch {:.0} MB, cache file {:.0} MB",
@@ -184,9 +222,9 @@ fn iterating_an_epoch_keeps_resident_memory_bounded() {
 fn fifty_thousand_images_stay_under_two_gigabytes() {
     let measured = build_and_iterate(50_000);
     assert!(
-        measured.peak < 2 << 30,
-        "peak resident memory {} MB",
-        measured.peak >> 20
+        measured.peak_after_fit < 2 << 30,
+        "peak resident memory {} MB (training included)",
+        measured.peak_after_fit >> 20
     );
 }
 
