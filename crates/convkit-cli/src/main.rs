@@ -79,7 +79,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        _ => cli.device.clone(),
+        _ => match commands::data_parallel::refuse_parallel_launch() {
+            Ok(()) => cli.device.clone(),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     let result = match cli.command {
         Command::Summary(args) => commands::summary::run(args),

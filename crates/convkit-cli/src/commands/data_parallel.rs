@@ -34,3 +34,16 @@ pub fn join_run(device: &str, timeout_seconds: u64) -> anyhow::Result<String> {
     })?;
     Ok(device)
 }
+
+/// Fails when the environment names a run of several processes: only `mnist`, `train` and
+/// `finetune` train data-parallel; N copies of another command would race on its outputs.
+pub fn refuse_parallel_launch() -> anyhow::Result<()> {
+    match convkit::distributed::Rendezvous::from_env()? {
+        Some(rendezvous) if rendezvous.world_size > 1 => anyhow::bail!(
+            "this command runs in one process: start it without torchrun (WORLD_SIZE is {}); \
+             only mnist, train and finetune train data-parallel",
+            rendezvous.world_size
+        ),
+        _ => Ok(()),
+    }
+}
