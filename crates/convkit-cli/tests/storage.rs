@@ -65,15 +65,7 @@ fn a_run_from_the_disk_cache_equals_one_from_memory_and_shares_the_cache() {
     assert_eq!(on_disk["test"], in_memory["test"]);
 
     // Two processes under torchrun read the same caches: none is built again.
-    let Some(torchrun) = std::env::var_os("CONVKIT_PYTHON")
-        .map(PathBuf::from)
-        .and_then(|python| python.parent().map(|bin| bin.join("torchrun")))
-        .filter(|t| t.is_file())
-    else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("torchrun not found beside $CONVKIT_PYTHON");
-        }
-        eprintln!("skipped the torchrun part: no torchrun beside $CONVKIT_PYTHON");
+    let Some(torchrun) = common::torchrun() else {
         return;
     };
     let before = modified(&built);

@@ -5,28 +5,10 @@
 
 mod common;
 
-use common::{convkit, data_root};
+use common::{convkit, data_root, torchrun};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// torchrun from the virtual environment of `$CONVKIT_PYTHON` (`cargo xtask` sets it), or
-/// `None` (skipped; a failure under `CI=true`).
-fn torchrun() -> Option<PathBuf> {
-    let found = std::env::var_os("CONVKIT_PYTHON")
-        .map(PathBuf::from)
-        .and_then(|python| python.parent().map(|bin| bin.join("torchrun")))
-        .filter(|torchrun| torchrun.is_file());
-    if found.is_none() {
-        let what =
-            "torchrun not found beside $CONVKIT_PYTHON (run the tests through `cargo xtask test`)";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{what}");
-        }
-        eprintln!("skipped: {what}");
-    }
-    found
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

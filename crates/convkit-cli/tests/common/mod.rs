@@ -119,3 +119,21 @@ pub fn cats_slice(shared_data: &Path, root: &Path, n_train: usize, n_val: usize)
         place("test", &val[n_val..2 * n_val]);
     }
 }
+
+/// torchrun from the virtual environment of `$CONVKIT_PYTHON` (`cargo xtask` sets it), or
+/// `None`: skipped, or a failure under `CI=true` (as [`shared_dir`]).
+pub fn torchrun() -> Option<PathBuf> {
+    let found = std::env::var_os("CONVKIT_PYTHON")
+        .map(PathBuf::from)
+        .and_then(|python| python.parent().map(|bin| bin.join("torchrun")))
+        .filter(|torchrun| torchrun.is_file());
+    if found.is_none() {
+        let what =
+            "torchrun not found beside $CONVKIT_PYTHON (run the tests through `cargo xtask test`)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{what}");
+        }
+        eprintln!("skipped: {what}");
+    }
+    found
+}

@@ -24,13 +24,7 @@ pub struct CacheLock {
 impl CacheLock {
     /// Blocks until the exclusive lock on `path` (created if missing) is held.
     pub fn exclusive(path: &Path) -> Result<CacheLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = open_lock_file(path)?;
         loop {
             // SAFETY: flock on a file descriptor that `file` keeps open.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -45,13 +39,7 @@ impl CacheLock {
 
     /// The lock if no one else holds it, else `None`, without waiting.
     pub fn try_exclusive(path: &Path) -> Result<Option<CacheLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = open_lock_file(path)?;
         // SAFETY: as above.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(Some(CacheLock { _file: file }));
@@ -62,6 +50,17 @@ impl CacheLock {
             _ => Err(Error::io(path, error)),
         }
     }
+}
+
+/// The lock file at `path`, created if missing, never truncated.
+fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::batches::Batches;
+use super::batches::{shuffled_order, Batches};
 use super::idx::IdxArray;
 use crate::error::{Error, Result};
 
@@ -16,13 +16,22 @@ pub struct Dataset {
 }
 
 /// Fails unless `fraction` is a valid validation split, in `[0, 1)`.
-pub(crate) fn check_fraction(fraction: f64) -> Result<()> {
+fn check_fraction(fraction: f64) -> Result<()> {
     if !(0.0..1.0).contains(&fraction) {
         return Err(Error::InvalidConfig(format!(
             "validation split must be in [0, 1), got {fraction}"
         )));
     }
     Ok(())
+}
+
+/// The indices `0..len` in a seeded random order ([`shuffled_order`]), split into
+/// `(training, validation)`, the validation part holding `fraction` of them.
+pub(crate) fn shuffled_split(len: usize, fraction: f64, seed: u64) -> Result<(Vec<i64>, Vec<i64>)> {
+    check_fraction(fraction)?;
+    let mut train = shuffled_order(len, seed);
+    let validation = train.split_off(len - (len as f64 * fraction).round() as usize);
+    Ok((train, validation))
 }
 
 impl Dataset {
@@ -129,16 +138,8 @@ impl Dataset {
         fraction: f64,
         seed: u64,
     ) -> Result<(Dataset, Dataset)> {
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        check_fraction(fraction)?;
-        let mut order: Vec<i64> = (0..self.len() as i64).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let n_train = self.len() - (self.len() as f64 * fraction).round() as usize;
-        Ok((
-            self.select(&order[..n_train]),
-            self.select(&order[n_train..]),
-        ))
+        let (train, validation) = shuffled_split(self.len(), fraction, seed)?;
+        Ok((self.select(&train), self.select(&validation)))
     }
 
     /// The first `n` samples (all of them if there are fewer).

@@ -32,15 +32,9 @@ impl Subset {
         fraction: f64,
         seed: u64,
     ) -> Result<(Subset, Subset)> {
-        super::dataset::check_fraction(fraction)?;
-        use rand::seq::SliceRandom;
-        use rand::SeedableRng;
-        let mut order: Vec<i64> = (0..data.len() as i64).collect();
-        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let n_train = data.len() - (data.len() as f64 * fraction).round() as usize;
-        let validation = order.split_off(n_train);
+        let (train, validation) = super::dataset::shuffled_split(data.len(), fraction, seed)?;
         Ok((
-            Subset::new(data.clone(), order),
+            Subset::new(data.clone(), train),
             Subset::new(data, validation),
         ))
     }

@@ -1,12 +1,12 @@
 //! The C functions of `csrc/distributed.cpp`, and the conversion of their messages into
 //! [`Error::Distributed`].
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 
 use torch_sys::C_tensor;
 
 use crate::error::{Error, Result};
-use crate::runtime::ffi::convkit_free_message;
+use crate::runtime::ffi::take_message;
 
 extern "C" {
     pub(crate) fn convkit_dist_connect(
@@ -38,13 +38,8 @@ extern "C" {
 /// `Ok` for a null message, else the message as [`Error::Distributed`] (the message is
 /// freed; the shim's messages begin with the rank that reports them).
 pub(crate) fn check(message: *mut c_char) -> Result<()> {
-    if message.is_null() {
-        return Ok(());
+    match take_message(message) {
+        None => Ok(()),
+        Some(text) => Err(Error::Distributed(text)),
     }
-    // SAFETY: a non-null message is a NUL-terminated string from malloc, owned by us now.
-    let text = unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned();
-    unsafe { convkit_free_message(message) };
-    Err(Error::Distributed(text))
 }

@@ -56,15 +56,24 @@ extern "C" {
 
 /// `Ok` for a null message, else the message as [`Error::Torch`] (the message is freed).
 pub(crate) fn check(message: *mut c_char) -> Result<()> {
+    match take_message(message) {
+        None => Ok(()),
+        Some(text) => Err(Error::Torch(tch::TchError::Torch(text))),
+    }
+}
+
+/// The text of a message from one of the C++ shims (`None` for a null pointer), which it
+/// frees: every shim function that can fail returns such a message.
+pub(crate) fn take_message(message: *mut c_char) -> Option<String> {
     if message.is_null() {
-        return Ok(());
+        return None;
     }
     // SAFETY: a non-null message is a NUL-terminated string from malloc, owned by us now.
     let text = unsafe { CStr::from_ptr(message) }
         .to_string_lossy()
         .into_owned();
     unsafe { convkit_free_message(message) };
-    Err(Error::Torch(tch::TchError::Torch(text)))
+    Some(text)
 }
 
 /// Takes ownership of a tensor the extension allocated.
