@@ -126,7 +126,7 @@ fn the_quick_chapter_runs_every_workflow_and_a_second_call_keeps_them() {
         assert!((0.0..=1.0).contains(&accuracy), "{w}");
         assert!(w["book"]["accuracy"].as_f64().unwrap() > 0.69, "{w}");
         assert!(w["wall_seconds"].as_f64().unwrap() > 0.0, "{w}");
-        assert!(w["settings"]["epochs"].as_u64().unwrap() <= 2, "{w}");
+        assert!(w["settings"]["fit"]["epochs"].as_u64().unwrap() <= 2, "{w}");
     }
     assert_eq!(workflows[0]["split"], "test");
     assert_eq!(workflows[1]["split"], "validation");

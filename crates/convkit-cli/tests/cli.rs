@@ -60,7 +60,7 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
             .arg(&out),
     );
     let metrics = json(&output);
-    let accuracy = metrics["test_accuracy"].as_f64().unwrap();
+    let accuracy = metrics["test"]["accuracy"].as_f64().unwrap();
     assert!(
         accuracy > 0.90,
         "1 epoch on 6,000 images should pass 90%, got {accuracy}"
@@ -85,17 +85,17 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
     assert_eq!(history.lines().count(), 2, "{history}");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
-    assert_eq!(saved["test_accuracy"], metrics["test_accuracy"]);
+    assert_eq!(saved["test"]["accuracy"], metrics["test"]["accuracy"]);
 
     let evaluated = json(&run_ok(
         convkit()
             .args(["evaluate", "--json", "--device", "cpu"])
             .arg(&out),
     ));
-    assert_eq!(evaluated["accuracy"], metrics["test_accuracy"]);
+    assert_eq!(evaluated["accuracy"], metrics["test"]["accuracy"]);
     assert_eq!(evaluated["count"], 10_000);
     let loss = evaluated["loss"].as_f64().unwrap();
-    assert!((loss - metrics["test_loss"].as_f64().unwrap()).abs() < 1e-9);
+    assert!((loss - metrics["test"]["loss"].as_f64().unwrap()).abs() < 1e-9);
 
     // A colour photo goes through a one-channel model as grayscale: a digit comes out.
     let photo = shared_data.join("cats_vs_dogs/validation/cats/cat.2000.jpg");
@@ -131,20 +131,20 @@ fn mnist_learns_in_bf16_and_evaluate_keeps_the_precision() {
             ])
             .arg(&out),
     ));
-    let accuracy = metrics["test_accuracy"].as_f64().unwrap();
+    let accuracy = metrics["test"]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.90, "bf16, 1 epoch on 6,000 images: {accuracy}");
     assert_eq!(metrics["precision"], "bf16");
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["precision"], "bf16");
-    assert_eq!(run["settings"]["precision"], "bf16");
+    assert_eq!(run["fit"]["precision"], "bf16");
     // the run's own precision by default: the same score again
     let evaluated = json(&run_ok(
         convkit()
             .args(["evaluate", "--json", "--device", "cpu"])
             .arg(&out),
     ));
-    assert_eq!(evaluated["accuracy"], metrics["test_accuracy"]);
+    assert_eq!(evaluated["accuracy"], metrics["test"]["accuracy"]);
     // fp32 on request: within a few images of it
     let in_fp32 = json(&run_ok(
         convkit()
@@ -189,8 +189,8 @@ fn runs_are_repeatable_with_a_seed() {
         );
         let metrics = json(&output);
         (
-            metrics["test_loss"].as_f64().unwrap(),
-            metrics["test_accuracy"].as_f64().unwrap(),
+            metrics["test"]["loss"].as_f64().unwrap(),
+            metrics["test"]["accuracy"].as_f64().unwrap(),
         )
     };
     let a = train("7", "a");

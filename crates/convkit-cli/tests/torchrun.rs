@@ -64,7 +64,7 @@ fn mnist_under_torchrun_writes_one_run_folder_that_records_the_world_size() {
     let reports: Vec<&str> = stdout.lines().filter(|l| l.starts_with('{')).collect();
     assert_eq!(reports.len(), 1, "{stdout}");
     let report: serde_json::Value = serde_json::from_str(reports[0]).unwrap();
-    let accuracy = report["test_accuracy"].as_f64().unwrap();
+    let accuracy = report["test"]["accuracy"].as_f64().unwrap();
     // 5,400 images in 42 steps of 2 x 64. It learned, and as one process does on batches of
     // 128 (the same samples per step; only the order of float additions differs).
     assert!(accuracy > 0.75, "test accuracy {accuracy}");
@@ -95,7 +95,7 @@ fn mnist_under_torchrun_writes_one_run_folder_that_records_the_world_size() {
             .arg(dir.path().join("alone")),
     );
     let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
-    let alone_accuracy = alone["test_accuracy"].as_f64().unwrap();
+    let alone_accuracy = alone["test"]["accuracy"].as_f64().unwrap();
     assert!(
         (accuracy - alone_accuracy).abs() < 0.02,
         "2 processes x 64: {accuracy}, 1 process x 128: {alone_accuracy}"

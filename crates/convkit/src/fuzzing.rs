@@ -7,9 +7,7 @@ use tch::Device;
 
 use crate::data::idx::read_idx;
 use crate::data::image_folder::{load_image, ImageOptions};
-use crate::workflows::mnist::MnistRunConfig;
-use crate::workflows::run_dir::read_json;
-use crate::workflows::train::TrainRunConfig;
+use crate::workflows::spec::RunSpec;
 
 /// A parser that reads a file a user hands to convkit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +73,6 @@ pub fn parse(parser: Parser, bytes: &[u8], scratch: &Path, companion: Option<&[u
             }
             crate::Model::load(&weights, Device::Cpu).is_ok()
         }
-        Parser::RunJson => {
-            read_json::<TrainRunConfig>(&path).is_ok() | read_json::<MnistRunConfig>(&path).is_ok()
-        }
+        Parser::RunJson => RunSpec::read(&path).is_ok(),
     }
 }

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use convkit::fuzzing::{parse, Parser};
 use convkit::nn::{Activation, Sequential};
-use convkit::workflows::mnist::MnistRunConfig;
-use convkit::workflows::train::TrainRunConfig;
-use convkit::workflows::{MnistJob, TrainJob};
+use convkit::workflows::presets;
 use convkit::Model;
 
 /// SplitMix64: the mutations' generator.
@@ -219,30 +217,15 @@ fn seeds(parser: Parser, scratch: &Path) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
             (seeds, None)
         }
         Parser::RunJson => {
-            let train = TrainRunConfig {
-                job: "train".into(),
-                train_dir: "data/train".into(),
-                validation_dir: Some("data/validation".into()),
-                test_dir: None,
-                settings: TrainJob::new("data".into(), "runs/a".into()),
-                device: "cpu".into(),
-                precision: Default::default(),
-                threads: 2,
-                world_size: 1,
-            };
-            let mnist = MnistRunConfig {
-                job: "mnist".into(),
-                data_dir: "data/mnist".into(),
-                settings: MnistJob::new("runs/m".into()),
-                device: "cpu".into(),
-                precision: Default::default(),
-                threads: 2,
-                world_size: 1,
-            };
-            let seeds = vec![
-                serde_json::to_vec_pretty(&train).unwrap(),
-                serde_json::to_vec_pretty(&mnist).unwrap(),
-            ];
+            // Today's descriptions, and the version-1 files convkit still reads.
+            let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-v1");
+            let mut seeds: Vec<Vec<u8>> = ["mnist", "scratch", "features", "finetune"]
+                .map(|r| std::fs::read(fixtures.join(r).join("run.json")).unwrap())
+                .to_vec();
+            let train = presets::train("data".into(), "runs/a".into());
+            let mnist = presets::mnist("runs/m".into());
+            seeds.push(serde_json::to_vec_pretty(&train).unwrap());
+            seeds.push(serde_json::to_vec_pretty(&mnist).unwrap());
             (seeds, None)
         }
     }

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
-use convkit::workflows::train::TrainRunConfig;
-use convkit::workflows::{finetune_job, resume_train, run_train, FinetuneOptions, TrainJob};
+use convkit::train::Optimizer;
+use convkit::workflows::presets;
+use convkit::workflows::spec::{ModelSource, RunKind, RunSpec, Unfreeze};
+use convkit::workflows::RunOptions;
 
 use super::augment_args::AugmentArgs;
-use super::train::print_report;
+use super::TrainingCommand;
 
 /// Fine-tune a transfer-learning run: unfreeze the top of its base and train on with a low
 /// learning rate (the chapter's section 5).
@@ -70,8 +72,14 @@ pub struct FinetuneArgs {
     quiet: bool,
 }
 
-/// How the arguments name the fields of [`TrainJob`].
-const SETTING_KEYS: &[(&str, &str)] = &[("learning_rate", "optimizer")];
+/// How the arguments name the settings of the run description.
+pub const SETTING_PATHS: &[(&str, &str)] = &[
+    ("unfreeze", "model.source.unfreeze"),
+    ("unfreeze_last", "model.source.unfreeze"),
+    ("learning_rate", "fit.optimizer"),
+    ("epochs", "fit.epochs"),
+    ("precision", "fit.precision"),
+];
 
 pub fn run(
     args: FinetuneArgs,
@@ -79,65 +87,62 @@ pub fn run(
     device: &str,
     precision: Option<Precision>,
 ) -> anyhow::Result<()> {
-    let device = parse_device(device)?;
-    if let Some(run_dir) = &args.resume {
-        super::refuse_changed_settings(
-            run_dir,
-            "train",
-            given,
-            SETTING_KEYS,
-            |saved: TrainRunConfig| {
-                let mut job = TrainJob {
-                    unfreeze: args.unfreeze.clone(),
-                    unfreeze_last: args.unfreeze_last,
-                    optimizer: saved
-                        .settings
-                        .optimizer
-                        .with_learning_rate(args.learning_rate),
-                    epochs: args.epochs,
-                    ..saved.settings.clone()
-                };
-                let augmentation = args.augment.layers()?;
-                if !augmentation.is_empty() {
-                    job.augmentation = augmentation;
-                }
-                if let Some(precision) = precision {
-                    job.precision = precision;
-                }
-                Ok((saved.settings, job))
-            },
-        )?;
-        let result = resume_train(run_dir, device, !args.quiet);
-        return match super::training_result(result, "finetune", run_dir, "fine-tuning failed")? {
-            Some(report) => print_report(&report, args.json),
-            None => Ok(()),
-        };
-    }
-    let source = args
-        .run_dir
-        .clone()
-        .expect("clap requires RUN_DIR without --resume");
-    let out = args.out.clone().unwrap_or_else(|| {
-        let mut name = source.file_name().unwrap_or_default().to_os_string();
-        name.push("-finetune");
-        source.with_file_name(name)
-    });
-    let augmentation = args.augment.layers()?;
-    let options = FinetuneOptions {
-        unfreeze_last: args.unfreeze_last,
-        learning_rate: args.learning_rate,
-        epochs: args.epochs,
-        augmentation: (!augmentation.is_empty()).then_some(augmentation),
+    let options = RunOptions {
+        device: parse_device(device)?,
         progress: !args.quiet,
-        ..FinetuneOptions::new(args.unfreeze.clone(), out.clone())
     };
-    let mut job = finetune_job(&source, &options)?;
-    if let Some(precision) = precision {
-        job.precision = precision;
-    }
-    let result = run_train(&job, device);
-    match super::training_result(result, "finetune", &out, "fine-tuning failed")? {
-        Some(report) => print_report(&report, args.json),
+    let command = TrainingCommand {
+        kind: RunKind::Finetune,
+        paths: SETTING_PATHS,
+        context: "fine-tuning failed",
+    };
+    let describe = |saved: Option<&RunSpec>| describe(&args, saved, precision);
+    match command.run(args.resume.as_deref(), given, describe, &options)? {
+        Some(report) => super::print_report(&report, args.json),
         None => Ok(()),
     }
+}
+
+/// The fine-tuning run the arguments describe: of RUN_DIR, or (beside `--resume`) the
+/// saved run with the arguments applied.
+fn describe(
+    args: &FinetuneArgs,
+    saved: Option<&RunSpec>,
+    precision: Option<Precision>,
+) -> anyhow::Result<RunSpec> {
+    let unfreeze = Unfreeze {
+        layers: args.unfreeze.clone(),
+        last: args.unfreeze_last,
+    };
+    let mut spec = match saved {
+        Some(saved) => {
+            let mut spec = saved.clone();
+            if let ModelSource::Checkpoint { unfreeze: u, .. } = &mut spec.model.source {
+                *u = unfreeze;
+            }
+            spec
+        }
+        None => {
+            let source = args
+                .run_dir
+                .clone()
+                .expect("clap requires RUN_DIR without --resume");
+            let out = args.out.clone().unwrap_or_else(|| {
+                let mut name = source.file_name().unwrap_or_default().to_os_string();
+                name.push("-finetune");
+                source.with_file_name(name)
+            });
+            presets::finetune(&source, unfreeze, out)?
+        }
+    };
+    spec.fit.optimizer = Optimizer::rmsprop().with_learning_rate(args.learning_rate);
+    spec.fit.epochs = args.epochs;
+    let augmentation = args.augment.layers()?;
+    if !augmentation.is_empty() {
+        spec.model.augmentation = augmentation;
+    }
+    if let Some(precision) = precision {
+        spec.fit.precision = Some(precision);
+    }
+    Ok(spec)
 }

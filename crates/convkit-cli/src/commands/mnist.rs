@@ -6,8 +6,11 @@ use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
 use convkit::train::Optimizer;
-use convkit::workflows::mnist::MnistRunConfig;
-use convkit::workflows::{resume_mnist, run_mnist, MnistJob};
+use convkit::workflows::presets;
+use convkit::workflows::spec::{DataSource, RunKind, RunSpec};
+use convkit::workflows::RunOptions;
+
+use super::TrainingCommand;
 
 /// Train the chapter's MNIST convnet and evaluate it on the 10,000 test images.
 ///
@@ -91,11 +94,16 @@ pub struct MnistArgs {
     quiet: bool,
 }
 
-/// How the arguments name the fields of [`MnistJob`].
-const SETTING_KEYS: &[(&str, &str)] = &[
-    ("data", "data_dir"),
-    ("limit", "train_limit"),
-    ("learning_rate", "optimizer"),
+/// How the arguments name the settings of the run description.
+pub const SETTING_PATHS: &[(&str, &str)] = &[
+    ("data", "data.source.dir"),
+    ("limit", "data.source.limit"),
+    ("validation_split", "data.validation_split"),
+    ("epochs", "fit.epochs"),
+    ("batch_size", "fit.batch_size"),
+    ("seed", "fit.seed"),
+    ("learning_rate", "fit.optimizer"),
+    ("precision", "fit.precision"),
 ];
 
 pub fn run(
@@ -104,72 +112,37 @@ pub fn run(
     device: &str,
     precision: Option<Precision>,
 ) -> anyhow::Result<()> {
-    let device = parse_device(device)?;
-    let out = args.resume.clone().or(args.out.clone()).unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "runs/mnist-{}",
-            chrono::Local::now().format("%Y%m%d-%H%M%S")
-        ))
-    });
-    let job = MnistJob {
-        data_dir: args.data,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        validation_split: args.validation_split,
-        seed: args.seed,
-        train_limit: args.limit,
-        optimizer: Optimizer::rmsprop().with_learning_rate(args.learning_rate),
+    let options = RunOptions {
+        device: parse_device(device)?,
         progress: !args.quiet,
-        precision: precision.unwrap_or_default(),
-        ..MnistJob::new(out.clone())
     };
-    let result = match &args.resume {
-        Some(run_dir) => {
-            super::refuse_changed_settings(
-                run_dir,
-                "mnist",
-                given,
-                SETTING_KEYS,
-                |saved: MnistRunConfig| {
-                    let saved = MnistJob {
-                        out_dir: out.clone(),
-                        ..saved.settings
-                    };
-                    Ok((saved, job.clone()))
-                },
-            )?;
-            resume_mnist(run_dir, device, !args.quiet)
-        }
-        None => run_mnist(&job, device),
+    let command = TrainingCommand {
+        kind: RunKind::Mnist,
+        paths: SETTING_PATHS,
+        context: "MNIST run failed",
     };
-    let Some(report) = super::training_result(result, "mnist", &out, "MNIST run failed")? else {
-        return Ok(());
+    let describe = |_saved: Option<&RunSpec>| {
+        let out = args.out.clone().unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "runs/mnist-{}",
+                chrono::Local::now().format("%Y%m%d-%H%M%S")
+            ))
+        });
+        let mut spec = presets::mnist(out);
+        spec.data.source = DataSource::Mnist {
+            dir: args.data.clone(),
+            limit: args.limit,
+        };
+        spec.data.validation_split = args.validation_split;
+        spec.fit.epochs = args.epochs;
+        spec.fit.batch_size = args.batch_size;
+        spec.fit.seed = args.seed;
+        spec.fit.optimizer = Optimizer::rmsprop().with_learning_rate(args.learning_rate);
+        spec.fit.precision = Some(precision.unwrap_or_default());
+        Ok(spec)
     };
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-        return Ok(());
+    match command.run(args.resume.as_deref(), given, describe, &options)? {
+        Some(report) => super::print_report(&report, args.json),
+        None => Ok(()),
     }
-    println!(
-        "Test accuracy: {:.4} (loss {:.4}, {} images)",
-        report.test_accuracy, report.test_loss, report.test_count
-    );
-    println!(
-        "Trained {} epochs on {} images in {:.1} s ({:.0} images/s) on {} in {} with {} threads{}",
-        report.epochs,
-        report.train_count,
-        report.train_seconds,
-        report.images_per_second,
-        report.device,
-        report.precision,
-        report.threads,
-        report
-            .peak_memory_mib
-            .map(|m| format!(", peak memory {m:.0} MiB"))
-            .unwrap_or_default()
-    );
-    println!(
-        "Run folder: {} (model.safetensors, history.csv, curves.png, metrics.json)",
-        report.out_dir.display()
-    );
-    Ok(())
 }

@@ -12,6 +12,12 @@ pub mod predict;
 pub mod summary;
 pub mod train;
 
+use std::path::Path;
+
+use convkit::workflows::pipeline::{self, RunOptions, RunReport};
+use convkit::workflows::spec::{differences, Compared, RunKind, RunSpec};
+use convkit::workflows::RunDir;
+
 /// Parses a library settings enum by its name (its `FromStr`), for clap.
 pub fn parse_setting<T>(name: &str) -> Result<T, String>
 where
@@ -45,13 +51,9 @@ const NOT_SETTINGS: &[&str] = &[
     "dist_timeout",
 ];
 
-/// The settings given on the command line (not left at their defaults), as the keys of the
-/// job's JSON that they set: an argument's key is its own name unless `renames` maps it, and
-/// every augmentation flag ([`augment_args::AugmentArgs`]) sets `augmentation`.
-fn given_settings(matches: &clap::ArgMatches, renames: &[(&str, &'static str)]) -> Vec<String> {
-    use clap::Args as _;
-    let augmentation = augment_args::AugmentArgs::augment_args(clap::Command::new("augment"));
-    let is_augmentation = |id: &str| augmentation.get_arguments().any(|a| a.get_id() == id);
+/// The ids of the arguments given on the command line (not left at their defaults) that
+/// set settings of a run.
+fn given_settings(matches: &clap::ArgMatches) -> Vec<&str> {
     matches
         .ids()
         .map(|id| id.as_str())
@@ -59,80 +61,255 @@ fn given_settings(matches: &clap::ArgMatches, renames: &[(&str, &'static str)]) 
             !NOT_SETTINGS.contains(id)
                 && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
         })
-        .map(|id| match renames.iter().find(|(arg, _)| *arg == id) {
-            Some((_, key)) => (*key).to_owned(),
-            None if is_augmentation(id) => "augmentation".to_owned(),
+        .collect()
+}
+
+/// The setting paths of a run description (`fit.epochs`) that the arguments in `ids` set:
+/// `paths` maps an argument's id to its path; every augmentation flag
+/// ([`augment_args::AugmentArgs`]) sets `model.augmentation`.
+/// An argument missing from `paths` names itself, which compares nothing: the tests check
+/// that every command's table is complete.
+fn setting_paths(ids: &[&str], paths: &[(&str, &str)]) -> Vec<String> {
+    use clap::Args as _;
+    let augmentation = augment_args::AugmentArgs::augment_args(clap::Command::new("augment"));
+    let is_augmentation = |id: &str| augmentation.get_arguments().any(|a| a.get_id() == id);
+    ids.iter()
+        .map(|&id| match paths.iter().find(|(arg, _)| *arg == id) {
+            Some((_, path)) => (*path).to_owned(),
+            None if is_augmentation(id) => "model.augmentation".to_owned(),
             None => id.to_owned(),
         })
         .collect()
 }
 
-/// Before `run_dir` is resumed: refuses the settings given on the command line (`given`,
-/// named as [`given_settings`] says) that differ from the ones the run started with.
-/// `saved_and_given` turns the run's `run.json` into the job it started with and the job
-/// the command line describes. A run of another kind than `job`, or no run, is left to the
-/// library, which says which it is and how to resume it.
-pub fn refuse_changed_settings<C, J>(
-    run_dir: &std::path::Path,
-    job: &str,
-    given: &clap::ArgMatches,
-    renames: &[(&str, &'static str)],
-    saved_and_given: impl FnOnce(C) -> anyhow::Result<(J, J)>,
-) -> anyhow::Result<()>
-where
-    C: serde::de::DeserializeOwned,
-    J: serde::Serialize,
-{
-    use anyhow::Context as _;
-    let run = convkit::workflows::RunDir::at(run_dir);
-    if !run.config().is_file() || !run.recorded_job().is_ok_and(|recorded| recorded == job) {
-        return Ok(());
-    }
-    let config: C = convkit::workflows::run_dir::read_json(&run.config())
-        .context("cannot read the run's settings")?;
-    let (saved, given_job) = saved_and_given(config)?;
-    let keys = given_settings(given, renames);
-    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let changed = convkit::workflows::changed_settings(&saved, &given_job, &keys);
-    if changed.is_empty() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "{}: a run resumes with the settings it started with, and the command line changes \
-         them:\n  {}\nDrop these options (--resume reads the settings from run.json), or start \
-         a new run with --out",
-        run_dir.display(),
-        changed.join("\n  ")
-    )
+/// A training command: its kind of run, how its arguments name the settings, and how it
+/// describes the run the arguments ask for (given the run being resumed, if any).
+pub struct TrainingCommand<'a> {
+    /// The kind of run the command makes.
+    pub kind: RunKind,
+    /// Argument id -> setting path, for every argument that sets something.
+    pub paths: &'a [(&'a str, &'a str)],
+    /// What failed, in an error: `training failed`.
+    pub context: &'a str,
 }
 
-/// What a training command's library call ended with, as the CLI tells it: an
-/// interruption becomes [`Interrupted`] with the command that resumes it; a finished run is
-/// said to be finished (`Ok(None)`).
-pub fn training_result<T>(
-    result: convkit::Result<T>,
-    command: &str,
-    run_dir: &std::path::Path,
-    context: &str,
-) -> anyhow::Result<Option<T>> {
-    match result {
-        // Rank 0 of a data-parallel run reports it; the other ranks computed the same.
-        Ok(_) if !convkit::distributed::is_main_process() => Ok(None),
-        Ok(report) => Ok(Some(report)),
-        Err(convkit::Error::RunFinished { run_dir, epochs }) => {
-            println!(
-                "{} is finished ({epochs} epochs): nothing to resume. Its results are in \
-                 metrics.json; evaluate it with `convkit evaluate {}`.",
+impl TrainingCommand<'_> {
+    /// Runs what the command line asks: the run `describe(None)` gives, or, with `resume`,
+    /// the run in that folder, once the settings given beside `--resume` are checked
+    /// against its own (`describe(Some(saved))` applies them to the saved run). Returns the
+    /// report to print (`None` when there is nothing to print).
+    pub fn run(
+        &self,
+        resume: Option<&Path>,
+        given: &clap::ArgMatches,
+        describe: impl FnOnce(Option<&RunSpec>) -> anyhow::Result<RunSpec>,
+        options: &RunOptions,
+    ) -> anyhow::Result<Option<RunReport>> {
+        match resume {
+            Some(run_dir) => {
+                self.refuse_changed_settings(run_dir, given, describe)?;
+                self.result(pipeline::resume(run_dir, options), run_dir)
+            }
+            None => {
+                let spec = describe(None)?;
+                let out = spec.output.dir.clone();
+                self.result(pipeline::run(&spec, options), &out)
+            }
+        }
+    }
+
+    /// Before `run_dir` is resumed: refuses a run of another kind, and the settings given
+    /// on the command line that differ from the ones the run started with. No run, or an
+    /// unreadable one, is left to the library, which says which it is.
+    fn refuse_changed_settings(
+        &self,
+        run_dir: &Path,
+        given: &clap::ArgMatches,
+        describe: impl FnOnce(Option<&RunSpec>) -> anyhow::Result<RunSpec>,
+    ) -> anyhow::Result<()> {
+        let run = RunDir::at(run_dir);
+        let Ok(saved) = run.spec() else {
+            return Ok(());
+        };
+        if saved.kind != self.kind {
+            anyhow::bail!(
+                "{} holds a `{}` run: resume it with `convkit {} --resume {}`",
                 run_dir.display(),
+                saved.kind,
+                saved.kind.command(),
                 run_dir.display()
             );
-            Ok(None)
         }
-        Err(err @ convkit::Error::Interrupted { .. }) => Err(Interrupted(format!(
-            "{err}.\nContinue the run with:\n  convkit {command} --resume {}",
-            run_dir.display()
-        ))
-        .into()),
-        Err(err) => Err(anyhow::Error::new(err).context(context.to_owned())),
+        let paths = setting_paths(&given_settings(given), self.paths);
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let asked = describe(Some(&saved))?;
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let changed = differences(&saved, &asked, Compared::Only(&paths));
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = changed
+            .iter()
+            .map(|d| d.describe("the command line"))
+            .collect();
+        anyhow::bail!(
+            "{}: a run resumes with the settings it started with, and the command line changes \
+             them:\n  {}\nDrop these options (--resume reads the settings from run.json), or \
+             start a new run with --out",
+            run_dir.display(),
+            lines.join("\n  ")
+        )
+    }
+
+    /// What the library call ended with, as the CLI tells it: an interruption becomes
+    /// [`Interrupted`] with the command that resumes it; a finished run is said to be
+    /// finished (`Ok(None)`).
+    fn result(
+        &self,
+        result: convkit::Result<RunReport>,
+        run_dir: &Path,
+    ) -> anyhow::Result<Option<RunReport>> {
+        match result {
+            // Rank 0 of a data-parallel run reports it; the other ranks computed the same.
+            Ok(_) if !convkit::distributed::is_main_process() => Ok(None),
+            Ok(report) => Ok(Some(report)),
+            Err(convkit::Error::RunFinished { run_dir, epochs }) => {
+                println!(
+                    "{} is finished ({epochs} epochs): nothing to resume. Its results are in \
+                     metrics.json; evaluate it with `convkit evaluate {}`.",
+                    run_dir.display(),
+                    run_dir.display()
+                );
+                Ok(None)
+            }
+            Err(err @ convkit::Error::Interrupted { .. }) => Err(Interrupted(format!(
+                "{err}.\nContinue the run with:\n  convkit {} --resume {}",
+                self.kind.command(),
+                run_dir.display()
+            ))
+            .into()),
+            Err(err) => Err(anyhow::Error::new(err).context(self.context.to_owned())),
+        }
+    }
+}
+
+/// Prints a run's results: as one JSON object with `json`, else as a few lines.
+pub fn print_report(report: &RunReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let threads = if report.threads == 1 {
+        "1 thread".to_owned()
+    } else {
+        format!("{} threads", report.threads)
+    };
+    let peak = report
+        .peak_memory_mib
+        .map(|m| format!(", peak memory {m:.0} MiB"))
+        .unwrap_or_default();
+    if report.kind != RunKind::Mnist {
+        if let Some(v) = &report.best_validation {
+            println!(
+                "Best epoch: {} of {} - validation accuracy {:.4} (loss {:.4}, {} images)",
+                report.best_epoch, report.epochs, v.accuracy, v.loss, v.count
+            );
+        }
+    }
+    if let Some(t) = &report.test {
+        println!(
+            "Test accuracy: {:.4} (loss {:.4}, {} images)",
+            t.accuracy, t.loss, t.count
+        );
+    }
+    if report.kind == RunKind::Mnist {
+        println!(
+            "Trained {} epochs on {} images in {:.1} s ({:.0} images/s) on {} in {} with {threads}{peak}",
+            report.epochs,
+            report.train_count,
+            report.train_seconds,
+            report.images_per_second,
+            report.device,
+            report.precision,
+        );
+        println!(
+            "Run folder: {} (model.safetensors, history.csv, curves.png, metrics.json)",
+            report.out_dir.display()
+        );
+        return Ok(());
+    }
+    println!(
+        "Loaded {} images in {:.1} s ({:.0} images/s); trained {:.1} s per epoch ({:.0} images/s) on {} in {} with {threads}{peak}",
+        report.train_count + report.validation_count,
+        report.load_seconds,
+        report.load_images_per_second,
+        report.seconds_per_epoch,
+        report.images_per_second,
+        report.device,
+        report.precision,
+    );
+    if let Some(f) = &report.features {
+        println!(
+            "Features {} in {:.1} s (cache: {})",
+            if f.cache_hit {
+                "read from the cache"
+            } else {
+                "computed"
+            },
+            f.seconds,
+            f.cache_dir
+                .as_ref()
+                .map_or("none".into(), |d| d.display().to_string())
+        );
+    }
+    println!(
+        "Run folder: {} (best.safetensors, last.safetensors, history.csv, curves.png, metrics.json)",
+        report.out_dir.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of a training command is either no setting or names the settings it
+    /// sets, so that `--resume` never lets a changed setting pass unseen.
+    #[test]
+    fn every_training_argument_names_its_setting() {
+        use clap::{Args as _, Command};
+        for (name, command, paths) in [
+            (
+                "mnist",
+                mnist::MnistArgs::augment_args(Command::new("mnist")),
+                mnist::SETTING_PATHS,
+            ),
+            (
+                "train",
+                train::TrainArgs::augment_args(Command::new("train")),
+                train::SETTING_PATHS,
+            ),
+            (
+                "finetune",
+                finetune::FinetuneArgs::augment_args(Command::new("finetune")),
+                finetune::SETTING_PATHS,
+            ),
+        ] {
+            let ids: Vec<&str> = command
+                .get_arguments()
+                .map(|a| a.get_id().as_str())
+                .filter(|id| !NOT_SETTINGS.contains(id))
+                .collect();
+            for path in setting_paths(&ids, paths) {
+                assert!(
+                    path.contains('.'),
+                    "{name}: the argument `{path}` names no setting of a run description"
+                );
+            }
+        }
+        let paths = setting_paths(&["precision"], train::SETTING_PATHS);
+        assert_eq!(paths, ["fit.precision"]);
     }
 }

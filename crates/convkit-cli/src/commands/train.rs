@@ -6,12 +6,16 @@ use clap::Args;
 use convkit::device::parse_device;
 use convkit::models::{BackboneArch, Head, ScratchModel};
 use convkit::runtime::Precision;
-use convkit::train::Optimizer;
-use convkit::workflows::train::TrainRunConfig;
+use convkit::train::{EarlyStoppingSettings, Optimizer, ReduceLrOnPlateauSettings};
+use convkit::workflows::presets;
+use convkit::workflows::spec::{
+    CallbackSpec, DataSource, Decoding, ModelSource, RunKind, RunSpec, StorageSpec, Unfreeze,
+};
 use convkit::workflows::transfer::TransferMode;
-use convkit::workflows::{resume_train, run_train, RunDir, Storage, TrainJob, TrainReport};
+use convkit::workflows::{RunDir, RunOptions, Storage};
 
 use super::augment_args::AugmentArgs;
+use super::TrainingCommand;
 
 /// Train a convnet on a folder of images: from scratch, or on a pretrained ImageNet base.
 ///
@@ -207,8 +211,33 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-/// How the arguments name the fields of [`TrainJob`].
-const SETTING_KEYS: &[(&str, &str)] = &[("data", "data_dir"), ("learning_rate", "optimizer")];
+/// How the arguments name the settings of the run description.
+pub const SETTING_PATHS: &[(&str, &str)] = &[
+    ("data", "data.source.dir"),
+    ("validation_split", "data.validation_split"),
+    ("image_size", "data.decoding.image_size"),
+    ("crop_to_aspect_ratio", "data.decoding.crop_to_aspect_ratio"),
+    ("strict", "data.decoding.strict"),
+    ("storage", "data.storage.storage"),
+    ("decoded_cache", "data.storage.decoded_cache"),
+    ("model", "model.source"),
+    ("base", "model.source"),
+    ("mode", "model.source.mode"),
+    ("weights", "model.source.weights"),
+    ("head", "model.source.head"),
+    ("features_cache", "model.source.features_cache"),
+    ("unfreeze", "model.source.unfreeze"),
+    ("unfreeze_last", "model.source.unfreeze"),
+    ("init_from", "model.source"),
+    ("dropout", "model.dropout"),
+    ("batch_size", "fit.batch_size"),
+    ("epochs", "fit.epochs"),
+    ("seed", "fit.seed"),
+    ("learning_rate", "fit.optimizer"),
+    ("precision", "fit.precision"),
+    ("early_stopping", "callbacks"),
+    ("reduce_lr_patience", "callbacks"),
+];
 
 pub fn run(
     args: TrainArgs,
@@ -216,38 +245,56 @@ pub fn run(
     device: &str,
     precision: Option<Precision>,
 ) -> anyhow::Result<()> {
-    let device = parse_device(device)?;
-    if let Some(run_dir) = &args.resume {
-        super::refuse_changed_settings(
-            run_dir,
-            "train",
-            given,
-            SETTING_KEYS,
-            |saved: TrainRunConfig| {
-                let data = args.data.clone().unwrap_or(saved.settings.data_dir.clone());
-                let job = job_from_args(&args, data, run_dir.clone(), precision)?;
-                let saved = TrainJob {
-                    out_dir: run_dir.clone(),
-                    ..saved.settings
-                };
-                Ok((saved, job))
-            },
-        )?;
-        let result = resume_train(run_dir, device, !args.quiet);
-        return match super::training_result(result, "train", run_dir, "training failed")? {
-            Some(report) => print_report(&report, args.json),
-            None => Ok(()),
-        };
+    let options = RunOptions {
+        device: parse_device(device)?,
+        progress: !args.quiet,
+    };
+    let command = TrainingCommand {
+        kind: RunKind::Train,
+        paths: SETTING_PATHS,
+        context: "training failed",
+    };
+    let describe = |saved: Option<&RunSpec>| describe(&args, saved, precision);
+    match command.run(args.resume.as_deref(), given, describe, &options)? {
+        Some(report) => super::print_report(&report, args.json),
+        None => Ok(()),
     }
-    let data = args
-        .data
-        .clone()
-        .expect("clap requires --data without --resume");
+}
+
+/// The run the arguments describe; the data folder of `saved` when `--data` is not given
+/// beside `--resume`.
+fn describe(
+    args: &TrainArgs,
+    saved: Option<&RunSpec>,
+    precision: Option<Precision>,
+) -> anyhow::Result<RunSpec> {
+    let data = match (&args.data, saved.map(|s| &s.data.source)) {
+        (Some(data), _) => data.clone(),
+        (None, Some(DataSource::ImageFolder { dir })) => dir.clone(),
+        _ => anyhow::bail!("--data DIR is needed to start a run"),
+    };
     let base = args
         .base
         .as_deref()
         .map(BackboneArch::from_name)
         .transpose()?;
+    let source = match (&args.init_from, base) {
+        (Some(init), _) => ModelSource::Checkpoint {
+            path: init_checkpoint(init.clone())?,
+            unfreeze: unfreeze(args),
+        },
+        (None, Some(base)) => ModelSource::Pretrained {
+            base,
+            head: args.head,
+            mode: args.mode,
+            weights: args.weights.clone(),
+            features_cache: args.features_cache.clone(),
+            unfreeze: unfreeze(args),
+        },
+        (None, None) => ModelSource::Scratch {
+            architecture: args.model,
+        },
+    };
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/{}-{}",
@@ -255,54 +302,44 @@ pub fn run(
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ))
     });
-    let job = job_from_args(&args, data, out.clone(), precision)?;
-    let result = run_train(&job, device);
-    match super::training_result(result, "train", &out, "training failed")? {
-        Some(report) => print_report(&report, args.json),
-        None => Ok(()),
-    }
-}
-
-/// The job the arguments describe, on `data`, writing to `out`.
-fn job_from_args(
-    args: &TrainArgs,
-    data: PathBuf,
-    out: PathBuf,
-    precision: Option<Precision>,
-) -> anyhow::Result<TrainJob> {
-    let base = args
-        .base
-        .as_deref()
-        .map(BackboneArch::from_name)
-        .transpose()?;
-    Ok(TrainJob {
-        model: args.model,
+    let mut spec = presets::train(data, out);
+    spec.data.validation_split = args.validation_split;
+    spec.data.decoding = Some(Decoding {
         image_size: args.image_size,
         crop_to_aspect_ratio: args.crop_to_aspect_ratio,
-        batch_size: args.batch_size,
-        epochs: args.epochs,
-        augmentation: args.augment.layers()?,
-        dropout: args.dropout,
-        seed: args.seed,
-        validation_split: args.validation_split,
-        optimizer: Optimizer::rmsprop().with_learning_rate(args.learning_rate),
-        early_stopping: args.early_stopping,
-        reduce_lr_patience: args.reduce_lr_patience,
+        antialias: false,
         strict: args.strict,
-        progress: !args.quiet,
-        base,
-        mode: args.mode,
-        weights: args.weights.clone(),
-        head: args.head,
-        features_cache: args.features_cache.clone(),
+    });
+    spec.data.storage = StorageSpec {
         storage: args.storage,
         decoded_cache: args.decoded_cache.clone(),
-        unfreeze: args.unfreeze.clone(),
-        unfreeze_last: args.unfreeze_last,
-        init_from: args.init_from.clone().map(init_checkpoint).transpose()?,
-        precision: precision.unwrap_or_default(),
-        ..TrainJob::new(data, out)
-    })
+    };
+    spec.model.source = source;
+    spec.model.augmentation = args.augment.layers()?;
+    spec.model.dropout = args.dropout;
+    spec.fit.batch_size = args.batch_size;
+    spec.fit.epochs = args.epochs;
+    spec.fit.seed = args.seed;
+    spec.fit.optimizer = Optimizer::rmsprop().with_learning_rate(args.learning_rate);
+    spec.fit.precision = Some(precision.unwrap_or_default());
+    spec.callbacks.extend(args.early_stopping.map(|patience| {
+        CallbackSpec::EarlyStopping(EarlyStoppingSettings {
+            patience,
+            monitor: Default::default(),
+        })
+    }));
+    spec.callbacks.extend(
+        args.reduce_lr_patience
+            .map(|p| CallbackSpec::ReduceLrOnPlateau(ReduceLrOnPlateauSettings::halving(p))),
+    );
+    Ok(spec)
+}
+
+fn unfreeze(args: &TrainArgs) -> Unfreeze {
+    Unfreeze {
+        layers: args.unfreeze.clone(),
+        last: args.unfreeze_last,
+    }
 }
 
 /// The checkpoint that `--init-from` names: a run folder's best checkpoint, or a file.
@@ -314,54 +351,4 @@ fn init_checkpoint(path: PathBuf) -> anyhow::Result<PathBuf> {
     Ok(run
         .checkpoint()
         .expect("RunDir::open checked that it has one"))
-}
-
-/// Prints a training run's results (shared by `train` and `finetune`).
-pub fn print_report(report: &TrainReport, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-        return Ok(());
-    }
-    let v = &report.best_validation;
-    println!(
-        "Best epoch: {} of {} - validation accuracy {:.4} (loss {:.4}, {} images)",
-        report.best_epoch, report.epochs, v.accuracy, v.loss, v.count
-    );
-    if let Some(t) = &report.test {
-        println!(
-            "Test accuracy: {:.4} (loss {:.4}, {} images)",
-            t.accuracy, t.loss, t.count
-        );
-    }
-    println!(
-        "Loaded {} images in {:.1} s ({:.0} images/s); trained {:.1} s per epoch ({:.0} images/s) on {} in {} with {} threads{}",
-        report.train_count + report.validation_count,
-        report.load_seconds,
-        report.load_images_per_second,
-        report.seconds_per_epoch,
-        report.images_per_second,
-        report.device,
-        report.precision,
-        report.threads,
-        report.peak_memory_mib.map(|m| format!(", peak memory {m:.0} MiB")).unwrap_or_default()
-    );
-    if let Some(f) = &report.features {
-        println!(
-            "Features {} in {:.1} s (cache: {})",
-            if f.cache_hit {
-                "read from the cache"
-            } else {
-                "computed"
-            },
-            f.seconds,
-            f.cache_dir
-                .as_ref()
-                .map_or("none".into(), |d| d.display().to_string())
-        );
-    }
-    println!(
-        "Run folder: {} (best.safetensors, last.safetensors, history.csv, curves.png, metrics.json)",
-        report.out_dir.display()
-    );
-    Ok(())
 }

@@ -46,10 +46,13 @@ pub enum ScratchModel {
     /// Residual blocks of separable convolutions with batch normalization, global average
     /// pooling (the modern design of the book's next chapter).
     MiniXception,
+    /// The chapter's MNIST convnet (section 1): 28x28 grey images, 10 classes.
+    MnistConvnet,
 }
 
 impl ScratchModel {
-    /// Every recipe, in the order help lists them.
+    /// Every recipe for image folders, in the order help lists them (the MNIST convnet is
+    /// `convkit mnist`'s).
     pub const ALL: [ScratchModel; 2] = [ScratchModel::SmallConvnet, ScratchModel::MiniXception];
 
     /// The name used on the command line and in run folders.
@@ -57,14 +60,22 @@ impl ScratchModel {
         match self {
             ScratchModel::SmallConvnet => "small-convnet",
             ScratchModel::MiniXception => "mini-xception",
+            ScratchModel::MnistConvnet => "mnist-convnet",
         }
     }
 
-    /// The architecture for `options`.
+    /// Whether it is the MNIST convnet, which takes MNIST's images only.
+    pub fn is_mnist(&self) -> bool {
+        *self == ScratchModel::MnistConvnet
+    }
+
+    /// The architecture for `options` (the MNIST convnet takes none: it is the chapter's,
+    /// for 28x28x1 images and 10 classes).
     pub fn build(&self, options: &RecipeOptions) -> Sequential {
         match self {
             ScratchModel::SmallConvnet => small_convnet(options),
             ScratchModel::MiniXception => mini_xception(options),
+            ScratchModel::MnistConvnet => super::mnist_convnet(),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::html::{escape, png_data_uri};
+use super::machine::Machine;
 
 /// What the book reports for a workflow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -117,21 +118,6 @@ pub struct WorkflowResult {
     pub figures: Vec<Figure>,
 }
 
-/// The machine a page's numbers come from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Machine {
-    /// The CPU model, as the operating system names it.
-    pub cpu: String,
-    /// Logical cores the process may use.
-    pub cores: usize,
-    /// libtorch's CPU threads.
-    pub threads: usize,
-    /// The device trained on: `cpu`, `cuda:0`.
-    pub device: String,
-    /// The CPU's bf16 matrix instructions (`none` on most CPUs).
-    pub bf16: String,
-}
-
 /// Everything the page shows; serialised, `chapter8.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Chapter8Summary {
@@ -186,13 +172,14 @@ pub fn compact_value(value: &Value) -> String {
                 .join(", ")
         ),
         Value::Object(map) => {
-            let name = ["type", "name"]
+            let name = ["type", "name", "kind"]
                 .iter()
                 .find_map(|k| map.get(*k).and_then(Value::as_str));
             let fields: Vec<String> = map
                 .iter()
                 .filter(|(k, v)| {
-                    !(name.is_some() && (*k == "type" || *k == "name")) && !is_empty_setting(v)
+                    !(name.is_some() && (*k == "type" || *k == "name" || *k == "kind"))
+                        && !is_empty_setting(v)
                 })
                 .map(|(k, v)| format!("{k}={}", compact_value(v)))
                 .collect();

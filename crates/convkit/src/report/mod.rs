@@ -8,6 +8,7 @@ pub mod confusion_plot;
 pub mod curves;
 pub mod evaluation_report;
 pub mod html;
+pub mod machine;
 pub mod tensorboard;
 pub mod top_losses;
 
@@ -16,4 +17,5 @@ pub use classification_metrics::{ClassScores, ClassificationMetrics, ConfusedPai
 pub use confusion_plot::plot_confusion_matrix;
 pub use curves::plot_training_curves;
 pub use evaluation_report::{write_evaluation_report, EvaluationReport, ReportInput};
+pub use machine::Machine;
 pub use top_losses::{plot_labelled_images, LabelledImage};

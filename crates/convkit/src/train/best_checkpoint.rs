@@ -71,6 +71,10 @@ impl<S: SaveCheckpoint> BestCheckpoint<S> {
 }
 
 impl<S: SaveCheckpoint> Callback for BestCheckpoint<S> {
+    fn name(&self) -> &str {
+        "best_checkpoint"
+    }
+
     fn on_epoch_end(
         &mut self,
         model: &Model,

@@ -83,8 +83,19 @@ impl BatchEnd<'_> {
 ///
 /// A callback that keeps state across epochs (a best value, a patience counter) exposes it
 /// with [`Callback::state`] and takes it back with [`Callback::restore`], so that a run can
-/// be resumed where it stopped.
+/// be resumed where it stopped. A resumed run gives each such callback the state saved
+/// under its [`Callback::name`]; callbacks that only show things (progress bars) carry
+/// none, so a run can be resumed with or without them.
 pub trait Callback {
+    /// The key of this callback's state in a saved training state: the type's name unless
+    /// the callback says otherwise. Callbacks that carry state must have distinct names
+    /// within one fit.
+    fn name(&self) -> &str {
+        let full = std::any::type_name::<Self>();
+        let path = full.split('<').next().unwrap_or(full);
+        path.rsplit("::").next().unwrap_or(path)
+    }
+
     /// Before the first epoch.
     fn on_train_begin(&mut self, _model: &Model, _control: &mut TrainControl) -> Result<()> {
         Ok(())
@@ -129,6 +140,13 @@ pub trait Callback {
     fn restore(&mut self, _state: serde_json::Value) -> Result<()> {
         Ok(())
     }
+}
+
+/// The settings of a callback that a run description can name
+/// ([`crate::workflows::spec::CallbackSpec`]): they build the callback.
+pub trait CallbackSettings {
+    /// A fresh callback with these settings.
+    fn build(&self) -> Box<dyn Callback>;
 }
 
 /// Rewrites `history.csv` after every epoch, so a run stopped at any point keeps what it did.

@@ -1,6 +1,10 @@
 //! Stopping when the monitored value stops improving: Keras' `EarlyStopping`.
 
-use super::callbacks::{state_from, state_json, Callback, PatienceState, TrainControl};
+use serde::{Deserialize, Serialize};
+
+use super::callbacks::{
+    state_from, state_json, Callback, CallbackSettings, PatienceState, TrainControl,
+};
 use super::history::History;
 use super::monitor::Monitor;
 use crate::error::Result;
@@ -31,7 +35,27 @@ impl EarlyStopping {
     }
 }
 
+/// The settings of [`EarlyStopping`], as a run description holds them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStoppingSettings {
+    /// Epochs without improvement before the run stops.
+    pub patience: usize,
+    /// The watched value (default: the validation loss).
+    #[serde(default)]
+    pub monitor: Monitor,
+}
+
+impl CallbackSettings for EarlyStoppingSettings {
+    fn build(&self) -> Box<dyn Callback> {
+        Box::new(EarlyStopping::new(self.patience).monitoring(self.monitor.clone()))
+    }
+}
+
 impl Callback for EarlyStopping {
+    fn name(&self) -> &str {
+        "early_stopping"
+    }
+
     fn on_epoch_end(
         &mut self,
         _: &Model,

@@ -10,7 +10,7 @@ use super::data_parallel::DataParallel;
 use super::history::{EpochRecord, History};
 use super::metrics::RunningMetrics;
 use super::optimizer::{Optimizer, OptimizerState};
-use super::training_state::{StateDir, TrainingState};
+use super::training_state::{callback_states, restore_callback_states, StateDir, TrainingState};
 use crate::data::{shuffled_order, ImageDataset};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -64,8 +64,9 @@ impl Model {
     /// With a [`FitConfig::state_dir`], the state after each epoch (weights, optimizer,
     /// learning rate, callbacks, history) is written there, and a state found there at the
     /// start is continued: the run ends with exactly the weights and history of an
-    /// uninterrupted one (same device, thread count and precision). The callbacks must be
-    /// the same, in the same order. A Ctrl-C ([`super::interrupt`]) stops at the next batch
+    /// uninterrupted one (same device, thread count and precision). The callbacks that keep
+    /// state must be the same (matched by [`Callback::name`]); those that only show things
+    /// may differ. A Ctrl-C ([`super::interrupt`]) stops at the next batch
     /// with [`Error::Interrupted`].
     ///
     /// When this process belongs to a data-parallel run ([`crate::distributed`]'s default
@@ -133,23 +134,9 @@ impl Model {
         let mut first_epoch = 1;
         if let Some(saved) = saved.as_ref().or(received.as_ref().map(|r| &r.saved)) {
             let state = &saved.state;
-            if state.callbacks.len() != callbacks.len() {
-                return Err(Error::invalid_data(
-                    saved.dir.join("state.json"),
-                    format!(
-                        "the run was saved with {} callbacks, and is resumed with {}",
-                        state.callbacks.len(),
-                        callbacks.len()
-                    ),
-                ));
-            }
             crate::weights::load_weights(self.var_store_mut(), &saved.weights())?;
             optimizer.restore(self.var_store(), saved.optimizer()?)?;
-            for (callback, callback_state) in callbacks.iter_mut().zip(&state.callbacks) {
-                if let Some(json) = callback_state {
-                    callback.restore(json.clone())?;
-                }
-            }
+            restore_callback_states(callbacks, &state.callbacks, &saved.dir.join("state.json"))?;
             control.set_learning_rate(state.learning_rate);
             if state.stopped {
                 control.stop();
@@ -268,7 +255,7 @@ impl Model {
                 let mut state = TrainingState::new(epoch, config.epochs, config.seed);
                 state.stopped = control.stop_requested();
                 state.learning_rate = control.learning_rate();
-                state.callbacks = callbacks.iter().map(|c| c.state()).collect();
+                state.callbacks = callback_states(callbacks)?;
                 state.history = history.clone();
                 self.save_state(states, &state, &optimizer)?;
             }

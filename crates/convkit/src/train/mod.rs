@@ -22,8 +22,10 @@ pub mod training_state;
 
 pub use adam::KerasAdam;
 pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
-pub use callbacks::{BatchEnd, Callback, CurvesPlot, HistoryCsv, LatestModel, TrainControl};
-pub use early_stopping::EarlyStopping;
+pub use callbacks::{
+    BatchEnd, Callback, CallbackSettings, CurvesPlot, HistoryCsv, LatestModel, TrainControl,
+};
+pub use early_stopping::{EarlyStopping, EarlyStoppingSettings};
 pub use evaluate::Evaluation;
 pub use fit::FitConfig;
 pub use history::{EpochRecord, History};
@@ -31,11 +33,11 @@ pub use loss::Loss;
 pub use monitor::{Monitor, MonitorMode};
 pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
 pub use progress::ProgressBars;
-pub use reduce_lr_on_plateau::ReduceLrOnPlateau;
+pub use reduce_lr_on_plateau::{ReduceLrOnPlateau, ReduceLrOnPlateauSettings};
 pub use rmsprop::KerasRmsProp;
 pub use sample_predictions::SamplePredictions;
 pub use tensorboard_log::{LogSplit, TensorBoardLog};
-pub use training_state::{SavedState, StateDir, TrainingState};
+pub use training_state::{CallbackStates, SavedState, StateDir, TrainingState};
 
 #[cfg(test)]
 pub(crate) mod test_support {

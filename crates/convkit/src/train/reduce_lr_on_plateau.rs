@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::callbacks::{state_from, state_json, Callback, PatienceState, TrainControl};
+use super::callbacks::{
+    state_from, state_json, Callback, CallbackSettings, PatienceState, TrainControl,
+};
 use super::history::History;
 use super::monitor::Monitor;
 use crate::error::Result;
@@ -44,7 +46,46 @@ impl ReduceLrOnPlateau {
     }
 }
 
+/// The settings of [`ReduceLrOnPlateau`], as a run description holds them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReduceLrOnPlateauSettings {
+    /// The learning rate is multiplied by this.
+    pub factor: f64,
+    /// Epochs without improvement before each reduction.
+    pub patience: usize,
+    /// The learning rate never goes below this.
+    pub min_learning_rate: f64,
+    /// The watched value (default: the validation loss).
+    #[serde(default)]
+    pub monitor: Monitor,
+}
+
+impl ReduceLrOnPlateauSettings {
+    /// convkit's `--reduce-lr-patience N`: halve after `patience` epochs, down to 1e-6.
+    pub fn halving(patience: usize) -> Self {
+        ReduceLrOnPlateauSettings {
+            factor: 0.5,
+            patience,
+            min_learning_rate: 1e-6,
+            monitor: Monitor::default(),
+        }
+    }
+}
+
+impl CallbackSettings for ReduceLrOnPlateauSettings {
+    fn build(&self) -> Box<dyn Callback> {
+        Box::new(
+            ReduceLrOnPlateau::new(self.factor, self.patience, self.min_learning_rate)
+                .monitoring(self.monitor.clone()),
+        )
+    }
+}
+
 impl Callback for ReduceLrOnPlateau {
+    fn name(&self) -> &str {
+        "reduce_lr_on_plateau"
+    }
+
     fn on_epoch_end(
         &mut self,
         _: &Model,

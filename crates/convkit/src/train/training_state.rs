@@ -7,11 +7,13 @@
 //! JSON is written last and atomically, so a folder without it is an incomplete write and
 //! is ignored; older states are removed only once the new one is complete.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
+use super::callbacks::Callback;
 use super::history::History;
 use super::optimizer::OptimizerSnapshot;
 use crate::atomic_file::write_atomic;
@@ -19,14 +21,32 @@ use crate::error::{Error, Result};
 use crate::weights::write_tensors;
 
 const FORMAT: &str = "convkit-training-state";
-const VERSION: u32 = 1;
+/// Version 2 keys callback states by name; version 1 (still read) listed them by position.
+const VERSION: u32 = 2;
+
+/// The saved states of a fit's callbacks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CallbackStates {
+    /// Each callback that carries state, under its [`Callback::name`](super::Callback::name).
+    ByName(BTreeMap<String, serde_json::Value>),
+    /// Version 1: one entry per callback given to `fit`, in order, `null` for callbacks
+    /// without state.
+    ByPosition(Vec<Option<serde_json::Value>>),
+}
+
+impl Default for CallbackStates {
+    fn default() -> Self {
+        CallbackStates::ByName(BTreeMap::new())
+    }
+}
 
 /// Everything but the tensors of a resumable state (`state.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingState {
     /// Always `convkit-training-state`.
     pub format: String,
-    /// Format version (1).
+    /// Format version (2; 1 is still read).
     pub version: u32,
     /// Epochs completed.
     pub epoch: usize,
@@ -40,8 +60,8 @@ pub struct TrainingState {
     pub optimizer_steps: u64,
     /// The seed of the run (each epoch's draws derive from it and the epoch).
     pub seed: u64,
-    /// The state of each callback, in the order they were given to `fit`.
-    pub callbacks: Vec<Option<serde_json::Value>>,
+    /// The states of the callbacks that carry one.
+    pub callbacks: CallbackStates,
     /// Every epoch so far.
     pub history: History,
 }
@@ -58,7 +78,7 @@ impl TrainingState {
             learning_rate: 0.0,
             optimizer_steps: 0,
             seed,
-            callbacks: Vec::new(),
+            callbacks: CallbackStates::default(),
             history: History::default(),
         }
     }
@@ -67,6 +87,88 @@ impl TrainingState {
     pub fn is_finished(&self) -> bool {
         self.stopped || self.epoch >= self.epochs
     }
+}
+
+/// The states of `callbacks` to save: each one that carries state, under its name. Two
+/// such callbacks with one name are refused: a resume could not tell them apart.
+pub fn callback_states(callbacks: &[&mut dyn Callback]) -> Result<CallbackStates> {
+    let mut states = BTreeMap::new();
+    for callback in callbacks {
+        if let Some(state) = callback.state() {
+            let name = callback.name().to_owned();
+            if states.insert(name.clone(), state).is_some() {
+                return Err(Error::InvalidConfig(format!(
+                    "two callbacks that keep state are both named `{name}`: give each its own \
+                     name (Callback::name) so that a resumed run can tell them apart"
+                )));
+            }
+        }
+    }
+    Ok(CallbackStates::ByName(states))
+}
+
+/// Gives each of `callbacks` the state saved for it (`saved`, read from `path`). Callbacks
+/// that carry no state (progress bars) are neither given one nor counted, so a run resumes
+/// with or without them; a stateful callback without a saved state, or a saved state
+/// without its callback, is an error naming it.
+pub fn restore_callback_states(
+    callbacks: &mut [&mut dyn Callback],
+    saved: &CallbackStates,
+    path: &Path,
+) -> Result<()> {
+    let stateful: Vec<usize> = (0..callbacks.len())
+        .filter(|&i| callbacks[i].state().is_some())
+        .collect();
+    match saved {
+        CallbackStates::ByName(states) => {
+            for &i in &stateful {
+                let name = callbacks[i].name().to_owned();
+                let Some(state) = states.get(&name) else {
+                    return Err(Error::invalid_data(
+                        path,
+                        format!(
+                            "the run was saved without the callback `{name}`, and is resumed \
+                             with it: resume it with the settings it started with"
+                        ),
+                    ));
+                };
+                callbacks[i].restore(state.clone())?;
+            }
+            let names: Vec<String> = stateful
+                .iter()
+                .map(|&i| callbacks[i].name().to_owned())
+                .collect();
+            if let Some(missing) = states.keys().find(|k| !names.contains(k)) {
+                return Err(Error::invalid_data(
+                    path,
+                    format!(
+                        "the run was saved with the callback `{missing}`, and is resumed \
+                         without it: resume it with the settings it started with"
+                    ),
+                ));
+            }
+        }
+        // Version 1 listed every callback by position, `null` for those without state: the
+        // stateful ones are matched in order.
+        CallbackStates::ByPosition(states) => {
+            let states: Vec<&serde_json::Value> = states.iter().flatten().collect();
+            if states.len() != stateful.len() {
+                return Err(Error::invalid_data(
+                    path,
+                    format!(
+                        "the run was saved with {} callbacks that keep state, and is resumed \
+                         with {}",
+                        states.len(),
+                        stateful.len()
+                    ),
+                ));
+            }
+            for (&i, state) in stateful.iter().zip(states) {
+                callbacks[i].restore(state.clone())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A complete state read back: the JSON part and where its tensors are.
@@ -120,11 +222,11 @@ impl StateDir {
                 continue;
             }
             let state: TrainingState = crate::workflows::run_dir::read_json(&path)?;
-            if state.format != FORMAT || state.version != VERSION {
+            if state.format != FORMAT || !(1..=VERSION).contains(&state.version) {
                 return Err(Error::invalid_data(
                     &path,
                     format!(
-                        "not a convkit training state of version {VERSION} (format `{}`, version {})",
+                        "not a convkit training state of versions 1 to {VERSION} (format `{}`, version {})",
                         state.format, state.version
                     ),
                 ));
@@ -287,5 +389,83 @@ mod tests {
             .to_string();
         assert!(err.contains("epoch-0002"), "{err}");
         assert_eq!(states.latest().unwrap().unwrap().state.epoch, 1);
+    }
+
+    /// States are matched by name: a callback without state (a progress bar) may come and
+    /// go between the save and the resume, in any position.
+    #[test]
+    fn callback_states_are_restored_by_name_whatever_shows_progress() {
+        use crate::train::{EarlyStopping, ProgressBars, ReduceLrOnPlateau};
+        let mut early = EarlyStopping::new(3);
+        let mut reduce = ReduceLrOnPlateau::new(0.5, 2, 1e-6);
+        let history = crate::train::test_support::with_val_losses(&[0.5, 0.4, 0.6]);
+        let model =
+            crate::Model::new(&crate::models::mnist_convnet(), tch::Device::Cpu, 0).unwrap();
+        crate::train::test_support::feed(&mut early, &model, &history, 3);
+        crate::train::test_support::feed(&mut reduce, &model, &history, 3);
+        let mut bars = ProgressBars::new();
+        let saved = callback_states(&[&mut bars, &mut early, &mut reduce]).unwrap();
+        let CallbackStates::ByName(map) = &saved else {
+            panic!("version 2 saves by name")
+        };
+        assert_eq!(
+            map.keys().collect::<Vec<_>>(),
+            ["early_stopping", "reduce_lr_on_plateau"]
+        );
+        let (mut early2, mut reduce2) =
+            (EarlyStopping::new(3), ReduceLrOnPlateau::new(0.5, 2, 1e-6));
+        let path = Path::new("state.json");
+        restore_callback_states(&mut [&mut reduce2, &mut early2], &saved, path).unwrap();
+        assert_eq!(early2.state(), early.state());
+        assert_eq!(reduce2.state(), reduce.state());
+        let err = restore_callback_states(&mut [&mut EarlyStopping::new(3)], &saved, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("saved with the callback `reduce_lr_on_plateau`"),
+            "{err}"
+        );
+        let mut best = crate::train::BestCheckpoint::new("best.safetensors".into());
+        let err =
+            restore_callback_states(&mut [&mut early2, &mut reduce2, &mut best], &saved, path)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("saved without the callback `best_checkpoint`"),
+            "{err}"
+        );
+    }
+
+    /// Version 1 listed every callback by position, `null` for those without state; its
+    /// stateful entries go to the stateful callbacks in order.
+    #[test]
+    fn version_1_states_are_matched_in_order() {
+        use crate::train::{EarlyStopping, ProgressBars};
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-v1/scratch/state.json"),
+        )
+        .unwrap();
+        let state: TrainingState = serde_json::from_str(&text).unwrap();
+        assert_eq!(state.version, 1);
+        assert!(matches!(state.callbacks, CallbackStates::ByPosition(_)));
+        let mut early = EarlyStopping::new(3);
+        let mut reduce = crate::train::ReduceLrOnPlateau::new(0.5, 2, 1e-6);
+        let mut best = crate::train::BestCheckpoint::new("best.safetensors".into());
+        let mut bars = ProgressBars::new();
+        let path = Path::new("state.json");
+        restore_callback_states(
+            &mut [&mut bars, &mut early, &mut reduce, &mut best],
+            &state.callbacks,
+            path,
+        )
+        .unwrap();
+        assert_eq!(best.best(), Some(0.6903103551864624));
+        let err = restore_callback_states(&mut [&mut early, &mut best], &state.callbacks, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("saved with 3 callbacks that keep state"),
+            "{err}"
+        );
     }
 }

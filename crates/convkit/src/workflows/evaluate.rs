@@ -2,29 +2,18 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use tch::Device;
 
 use super::run_dir::{read_json, RunDir};
-use super::train::check_classes;
+use super::spec::{DataSource, RunSpec};
 use crate::data::image_folder::{ImageDecoding, ImageFolder, ImageOptions, SplitFolders};
 use crate::data::mnist::{load_mnist_datasets, locate_mnist};
-use crate::data::Dataset;
+use crate::data::{Dataset, ImageDataset};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::report::evaluation_report::{write_evaluation_report, EvaluationReport, ReportInput};
 use crate::runtime::Precision;
 use crate::train::Evaluation;
-
-/// The parts of `run.json` that evaluation needs, for every kind of run.
-#[derive(Deserialize)]
-struct RunConfig {
-    job: String,
-    data_dir: Option<PathBuf>,
-    validation_dir: Option<PathBuf>,
-    test_dir: Option<PathBuf>,
-    settings: Option<ImageDecoding>,
-}
 
 /// Loads the checkpoint of the run in `run_dir` (the best epoch when the run kept one) and
 /// evaluates it on the test data: `data` when given (for image runs, a folder of class
@@ -95,12 +84,13 @@ struct EvaluationSplit {
 /// Loads the data that `run`'s `model` is evaluated on: `data` when given, else the run's
 /// own test split (its validation split when it has none).
 fn evaluation_split(run: &RunDir, model: &Model, data: Option<&Path>) -> Result<EvaluationSplit> {
-    let config: RunConfig = read_json(&run.config())?;
-    match config.job.as_str() {
-        "mnist" => {
+    let spec = run.spec()?;
+    let recorded = spec.recorded.as_ref();
+    match &spec.data.source {
+        DataSource::Mnist { .. } => {
             let dir = match data {
                 Some(dir) => locate_mnist(Some(dir))?,
-                None => match config.data_dir.filter(|d| d.is_dir()) {
+                None => match recorded.map(|r| r.train_dir.clone()).filter(|d| d.is_dir()) {
                     Some(dir) => dir,
                     None => locate_mnist(None)?,
                 },
@@ -114,17 +104,20 @@ fn evaluation_split(run: &RunDir, model: &Model, data: Option<&Path>) -> Result<
                 batch_size: 1000,
             })
         }
-        "train" => {
+        DataSource::ImageFolder { .. } => {
             let dir = match data {
                 Some(dir) => evaluation_folder(dir)?,
-                None => config.test_dir.or(config.validation_dir).ok_or_else(|| {
-                    Error::InvalidConfig(
-                        "the run's data had no test or validation folder: pass --data DIR".into(),
-                    )
-                })?,
+                None => recorded
+                    .and_then(|r| r.test_dir.clone().or(r.validation_dir.clone()))
+                    .ok_or_else(|| {
+                        Error::InvalidConfig(
+                            "the run's data had no test or validation folder: pass --data DIR"
+                                .into(),
+                        )
+                    })?,
             };
             // models saved before they recorded their decoding: the run's settings
-            let options = model.image_options(config.settings.unwrap_or_default());
+            let options = model.image_options(recorded_decoding(&spec));
             let loaded = ImageFolder::scan(&dir)?.load(&options, false)?;
             if !loaded.skipped.is_empty() {
                 eprintln!(
@@ -150,11 +143,31 @@ fn evaluation_split(run: &RunDir, model: &Model, data: Option<&Path>) -> Result<
                 batch_size: 64,
             })
         }
-        other => Err(Error::invalid_data(
-            run.config(),
-            format!("unknown job `{other}`"),
-        )),
     }
+}
+
+/// How the run's settings say images are decoded (before models recorded it).
+fn recorded_decoding(spec: &RunSpec) -> ImageDecoding {
+    let decoding = spec.data.decoding();
+    ImageDecoding {
+        crop_to_aspect_ratio: decoding.crop_to_aspect_ratio,
+        antialias: decoding.antialias,
+    }
+}
+
+/// Checks that an evaluation folder has the model's classes, in the model's order.
+pub fn check_classes(model: &Model, data: &dyn ImageDataset, dir: &Path) -> Result<()> {
+    if data.classes() != model.classes() {
+        return Err(Error::invalid_data(
+            dir,
+            format!(
+                "its classes {:?} are not the model's {:?}: labels would be wrong",
+                data.classes(),
+                model.classes()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The folder to evaluate on for `--data DIR`: `DIR` itself when it holds class folders;
@@ -189,9 +202,7 @@ fn evaluation_folder(dir: &Path) -> Result<PathBuf> {
 pub(crate) fn run_image_options(run: &RunDir, model: &Model) -> Result<ImageOptions> {
     let fallback = match model.decoding() {
         Some(_) => ImageDecoding::default(),
-        None => read_json::<RunConfig>(&run.config())?
-            .settings
-            .unwrap_or_default(),
+        None => recorded_decoding(&run.spec()?),
     };
     Ok(model.image_options(fallback))
 }

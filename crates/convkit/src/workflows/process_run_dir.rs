@@ -31,23 +31,22 @@ impl ProcessRunDir {
         }
     }
 
-    /// For a run that continues the one in `run_dir` (a `job` run: `mnist` or `train`):
-    /// rank 0 checks that it can resume and sends its `run.json` to the other ranks, which
+    /// For a run that continues the one in `run_dir`: rank 0 checks that it can resume and sends its `run.json` to the other ranks, which
     /// resume from a scratch folder holding it (the training state itself comes from rank 0
     /// in [`crate::Model::fit`]). A refusal on rank 0 is every rank's error.
-    pub(crate) fn resume(run_dir: &Path, job: &str) -> Result<ProcessRunDir> {
+    pub(crate) fn resume(run_dir: &Path) -> Result<ProcessRunDir> {
         let here = ProcessRunDir {
             root: run_dir.to_owned(),
             scratch: false,
         };
         let Some(group) = default_group().filter(|g| g.world_size() > 1) else {
-            RunDir::at(run_dir).check_resumable(job)?;
+            RunDir::at(run_dir).check_resumable()?;
             return Ok(here);
         };
         if group.rank() == 0 {
             let run = RunDir::at(run_dir);
             let checked = run
-                .check_resumable(job)
+                .check_resumable()
                 .and_then(|()| std::fs::read(run.config()).map_err(|e| Error::io(run.config(), e)));
             let message = match &checked {
                 Ok(json) => json.clone(),

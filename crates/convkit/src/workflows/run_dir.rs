@@ -9,6 +9,7 @@ use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::Precision;
+use crate::workflows::spec::RunSpec;
 
 /// The standard files of a run folder.
 #[derive(Clone, Debug)]
@@ -101,13 +102,9 @@ impl RunDir {
         self.root.join("state")
     }
 
-    /// The `job` that `run.json` names (`mnist` or `train`), if it can be read.
-    pub fn recorded_job(&self) -> Result<String> {
-        #[derive(serde::Deserialize)]
-        struct Recorded {
-            job: String,
-        }
-        Ok(read_json::<Recorded>(&self.config())?.job)
+    /// The run's description (`run.json`), of this version or an earlier one.
+    pub fn spec(&self) -> Result<RunSpec> {
+        RunSpec::read(&self.config())
     }
 
     /// Makes the folder ready for a new run of `command`: refuses one that holds a run in
@@ -134,28 +131,13 @@ impl RunDir {
         }
     }
 
-    /// Checks that the folder holds an unfinished run of `job` (`mnist` or `train`), to be
-    /// resumed, and removes the temporary files that a killed write left behind.
-    pub fn check_resumable(&self, job: &str) -> Result<()> {
+    /// Checks that the folder holds an unfinished run, to be resumed, and removes the
+    /// temporary files that a killed write left behind.
+    pub fn check_resumable(&self) -> Result<()> {
         if !self.config().is_file() {
             return Err(Error::invalid_data(
                 &self.root,
                 "not a convkit run folder: it has no run.json to resume from",
-            ));
-        }
-        let recorded = self.recorded_job()?;
-        if recorded != job {
-            return Err(Error::invalid_data(
-                self.config(),
-                format!(
-                    "this is a `{recorded}` run: resume it with `convkit {} --resume {}`",
-                    if recorded == "train" {
-                        "train"
-                    } else {
-                        "mnist"
-                    },
-                    self.root.display()
-                ),
             ));
         }
         if self.metrics().is_file() {
@@ -182,12 +164,10 @@ impl RunDir {
     /// The precision the run computed in, as `run.json` records it (fp32 for runs made
     /// before convkit recorded it, or without a readable `run.json`).
     pub fn recorded_precision(&self) -> Precision {
-        #[derive(serde::Deserialize)]
-        struct Recorded {
-            #[serde(default)]
-            precision: Precision,
-        }
-        read_json::<Recorded>(&self.config()).map_or(Precision::Fp32, |r| r.precision)
+        self.spec()
+            .ok()
+            .and_then(|spec| spec.recorded)
+            .map_or(Precision::Fp32, |r| r.precision)
     }
 
     /// The run's checkpoint ([`RunDir::checkpoint`]) loaded on `device`, computing in

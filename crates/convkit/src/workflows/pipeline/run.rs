@@ -1,0 +1,365 @@
+//! One pipeline for every run: load -> build -> fit -> evaluate -> report, driven by a
+//! [`RunSpec`]. [`run`] starts a run, [`resume`] continues one from its folder.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tch::Device;
+
+use super::build::build_model;
+use super::load::{load_data, LoadedData};
+use super::run_report::RunReport;
+use crate::data::ImageDataset;
+use crate::device::device_name;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::train::{
+    BestCheckpoint, Callback, CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, LatestModel,
+    ProgressBars, TensorBoardLog,
+};
+use crate::workflows::features::FeatureCache;
+use crate::workflows::image_splits::Split;
+use crate::workflows::process_run_dir::{check_same_world_size, ProcessRunDir};
+use crate::workflows::run_dir::{peak_rss_bytes, write_json, RunDir};
+use crate::workflows::spec::{Checkpoint, DataSource, Recorded, RunSpec};
+use crate::workflows::transfer::{fit_on_features, prepare_features};
+
+/// How a run is carried out, beyond what it computes.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Where to compute.
+    pub device: Device,
+    /// Progress bars and a line per epoch on stderr (rank 0 only in a data-parallel run).
+    pub progress: bool,
+}
+
+/// Runs `spec` from its first epoch and writes its run folder (`spec.output.dir`):
+/// `run.json` (the description, with what the run found), the checkpoints (`best` and
+/// `last.safetensors`, or `model.safetensors` for runs that keep their last epoch),
+/// `history.csv` and `curves.png` (rewritten after every epoch), `tensorboard/`, the
+/// resumable `state/`, and `metrics.json` at the end.
+///
+/// In a data-parallel run ([`crate::distributed`]) every process calls it; rank 0 writes the
+/// run folder, the others a scratch folder that is removed afterwards.
+pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunReport> {
+    spec.check()?;
+    let dir = ProcessRunDir::new_run(&spec.output.dir)?;
+    // Before any image is decoded; the folder itself is made once the data has loaded (it
+    // may sit inside the data folder, where it must not read as a class).
+    if dir.is_main() {
+        RunDir::at(dir.root()).start_fresh(spec.kind.command())?;
+    }
+    execute(&for_this_process(spec, &dir), options, &dir, false)
+}
+
+/// Continues the run in `run_dir` from its last complete state, with the description its
+/// `run.json` holds, and finishes it as [`run`] would have: the same weights, history and
+/// metrics as a run that was never interrupted, on the same device, thread count and
+/// precision. A finished run is [`Error::RunFinished`]. Run folders written by earlier
+/// versions of convkit are continued too.
+pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunReport> {
+    let dir = ProcessRunDir::resume(run_dir)?;
+    let spec = RunSpec::read(&RunDir::at(dir.root()).config())?;
+    let recorded = spec.recorded.as_ref().ok_or_else(|| {
+        Error::invalid_data(
+            RunDir::at(run_dir).config(),
+            "the run description records no start (device, threads): it has not run",
+        )
+    })?;
+    check_same_world_size(recorded.world_size, run_dir)?;
+    if options.progress && dir.is_main() {
+        warn_if_not_reproducible(&recorded.device, recorded.threads, options.device);
+    }
+    execute(&for_this_process(&spec, &dir), options, &dir, true)
+}
+
+/// `spec` as this process runs it: writing to its own run folder.
+fn for_this_process(spec: &RunSpec, dir: &ProcessRunDir) -> RunSpec {
+    let mut spec = spec.clone();
+    spec.output.dir = dir.root().to_owned();
+    spec
+}
+
+/// Warns when a resumed run computes on another device or thread count than it started on:
+/// it continues correctly, but not bit for bit as the uninterrupted run would have.
+fn warn_if_not_reproducible(recorded_device: &str, recorded_threads: usize, device: Device) {
+    let threads = tch::get_num_threads().max(1) as usize;
+    if recorded_device != device_name(device) || recorded_threads != threads {
+        eprintln!(
+            "warning: the run started on {recorded_device} with {} and continues on {} with \
+             {}: its results will not be bit-identical to an uninterrupted run",
+            threads_text(recorded_threads),
+            device_name(device),
+            threads_text(threads)
+        );
+    }
+}
+
+/// `1 thread`, `2 threads`.
+fn threads_text(threads: usize) -> String {
+    if threads == 1 {
+        "1 thread".into()
+    } else {
+        format!("{threads} threads")
+    }
+}
+
+fn execute(
+    spec: &RunSpec,
+    options: &RunOptions,
+    dir: &ProcessRunDir,
+    resume: bool,
+) -> Result<RunReport> {
+    let start = Instant::now();
+    let device = options.device;
+    let progress = options.progress && dir.is_main();
+    let data = load_data(spec, progress)?;
+    let run = RunDir::create(&spec.output.dir)?;
+    let threads = tch::get_num_threads().max(1) as usize;
+    if !resume {
+        let mut recorded = spec.clone();
+        recorded.recorded = Some(Recorded {
+            train_dir: data.train_dir.clone(),
+            validation_dir: data.validation_dir.clone(),
+            test_dir: data.test_dir.clone(),
+            device: device_name(device),
+            precision: spec.precision().resolve(device),
+            threads,
+            world_size: crate::distributed::world_size(),
+        });
+        recorded.write(&run.config())?;
+    }
+    let train = data.train.data();
+    let (mut model, weights) = build_model(spec, train.classes(), device)?;
+    if spec.data.decoding.is_some() {
+        model.set_decoding(spec.data.decoding().image_options().decoding());
+    }
+    let precision = model.set_precision(spec.precision());
+    if progress {
+        print_start(spec, &data, &model, device, threads);
+    }
+    let config = FitConfig {
+        precision: Some(precision),
+        state_dir: Some(run.state()),
+        ..spec.fit.clone()
+    };
+    let mut history_csv = HistoryCsv(run.history());
+    let mut curves = CurvesPlot {
+        path: run.curves(),
+        title: curves_title(spec, &model),
+    };
+    let mut tensorboard = TensorBoardLog::for_run(run.root());
+    if spec.data.decoding.is_some() {
+        tensorboard.add_augmentation_grid(model.spec(), train, spec.fit.seed)?;
+    }
+    let mut steering: Vec<Box<dyn Callback>> = spec.callbacks.iter().map(|c| c.build()).collect();
+    let mut latest = LatestModel(run.model());
+    let mut progress_bars = ProgressBars::new();
+    let mut callbacks: Vec<&mut dyn Callback> =
+        vec![&mut history_csv, &mut curves, &mut tensorboard];
+    callbacks.extend(steering.iter_mut().map(|c| &mut **c as &mut dyn Callback));
+    if spec.output.checkpoint == Checkpoint::Last {
+        callbacks.push(&mut latest);
+    }
+    if progress {
+        callbacks.push(&mut progress_bars);
+    }
+    let validation = data.has_validation().then(|| data.validation.data());
+    let eval_batch = evaluation_batch_size(spec);
+    let fitted = match (spec.model.uses_cached_features(), weights) {
+        (true, Some(weights)) => {
+            let cache = match &spec.model.source {
+                crate::workflows::spec::ModelSource::Pretrained { features_cache, .. } => {
+                    features_cache.clone().map(FeatureCache::new)
+                }
+                _ => None,
+            }
+            .or_else(FeatureCache::user_default);
+            let mut splits = prepare_features(
+                &model,
+                &weights,
+                [
+                    data.train.in_memory(),
+                    data.validation.in_memory(),
+                    data.test.as_ref().and_then(Split::in_memory),
+                ],
+                cache,
+                spec.fit.batch_size.max(32),
+                progress,
+            )?;
+            if progress {
+                let how = if splits.report.cache_hit {
+                    "read from the cache"
+                } else {
+                    "computed"
+                };
+                eprintln!("features {how} in {:.1}s", splits.report.seconds);
+            }
+            let (whole, history, validation, test) = fit_on_features(
+                model,
+                &mut splits,
+                &config,
+                &mut callbacks,
+                &run.best(),
+                &run.last(),
+            )?;
+            model = whole;
+            Fitted {
+                history,
+                validation: Some(validation),
+                test,
+                features: Some(splits.report),
+            }
+        }
+        _ => match spec.output.checkpoint {
+            Checkpoint::LowestValidationLoss => {
+                let mut best = BestCheckpoint::new(run.best());
+                callbacks.push(&mut best);
+                let history = model.fit(train, validation, &config, &mut callbacks)?;
+                drop(callbacks);
+                model.save(&run.last())?;
+                let mut best_model = Model::load(&run.best(), device)?;
+                best_model.set_precision(precision);
+                let validation = validation
+                    .map(|v| best_model.evaluate(v, eval_batch))
+                    .transpose()?;
+                let test = data
+                    .test
+                    .as_ref()
+                    .map(|t| best_model.evaluate(t.data(), eval_batch))
+                    .transpose()?;
+                Fitted {
+                    history,
+                    validation,
+                    test,
+                    features: None,
+                }
+            }
+            Checkpoint::Last => {
+                let history = model.fit(train, validation, &config, &mut callbacks)?;
+                drop(callbacks);
+                model.save(&run.model())?;
+                let test = data
+                    .test
+                    .as_ref()
+                    .map(|t| model.evaluate(t.data(), eval_batch))
+                    .transpose()?;
+                let validation = last_validation(&history, validation);
+                Fitted {
+                    history,
+                    validation,
+                    test,
+                    features: None,
+                }
+            }
+        },
+    };
+    let history = &fitted.history;
+    let train_seconds = history.train_seconds();
+    let epochs = history.epochs.len();
+    let report = RunReport {
+        kind: spec.kind,
+        classes: train.classes().to_vec(),
+        train_count: train.len(),
+        validation_count: data.validation.data().len(),
+        skipped_files: data.skipped,
+        epochs,
+        best_epoch: match spec.output.checkpoint {
+            Checkpoint::LowestValidationLoss => history.best_by_val_loss().map_or(0, |r| r.epoch),
+            Checkpoint::Last => history.last().map_or(0, |r| r.epoch),
+        },
+        best_validation: fitted.validation,
+        test: fitted.test,
+        load_seconds: data.seconds,
+        load_images_per_second: data.read_count as f64 / data.seconds,
+        train_seconds,
+        images_per_second: (train.len() * epochs) as f64 / train_seconds,
+        seconds_per_epoch: train_seconds / epochs.max(1) as f64,
+        peak_memory_mib: peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
+        params: model.param_count(),
+        trainable_params: model.trainable_param_count(),
+        features: fitted.features,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        device: device_name(device),
+        precision,
+        threads,
+        seed: spec.fit.seed,
+        out_dir: run.root().to_owned(),
+    };
+    write_json(&run.metrics(), &report)?;
+    Ok(report)
+}
+
+/// What the fit stage hands on to the report.
+struct Fitted {
+    history: History,
+    validation: Option<Evaluation>,
+    test: Option<Evaluation>,
+    features: Option<crate::workflows::transfer::FeaturesReport>,
+}
+
+/// The last epoch's validation scores, as the history recorded them.
+fn last_validation(history: &History, validation: Option<&dyn ImageDataset>) -> Option<Evaluation> {
+    let last = history.last()?;
+    Some(Evaluation {
+        loss: last.val_loss?,
+        accuracy: last.val_accuracy?,
+        count: validation?.len(),
+    })
+}
+
+/// Batches of evaluation: MNIST's test set in batches of 1,000, images in the fit's.
+fn evaluation_batch_size(spec: &RunSpec) -> usize {
+    match spec.data.source {
+        DataSource::Mnist { .. } => 1000,
+        DataSource::ImageFolder { .. } => spec.fit.batch_size,
+    }
+}
+
+fn curves_title(spec: &RunSpec, model: &Model) -> String {
+    match &spec.data.source {
+        DataSource::Mnist { .. } => "MNIST convnet".into(),
+        DataSource::ImageFolder { dir } => format!("{} on {}", model.spec().name, dir.display()),
+    }
+}
+
+/// The line that says what is about to train.
+fn print_start(spec: &RunSpec, data: &LoadedData, model: &Model, device: Device, threads: usize) {
+    let train = data.train.data();
+    let counts = match data
+        .test
+        .as_ref()
+        .filter(|_| matches!(spec.data.source, DataSource::Mnist { .. }))
+    {
+        Some(test) => format!(
+            "{} training, {} validation, {} test images",
+            train.len(),
+            data.validation.data().len(),
+            test.data().len()
+        ),
+        None => format!(
+            "{} training, {} validation images of {} classes ({:?}), loaded in {:.1}s",
+            train.len(),
+            data.validation.data().len(),
+            train.classes().len(),
+            train.classes(),
+            data.seconds
+        ),
+    };
+    let world = crate::distributed::world_size();
+    let processes = if world > 1 {
+        format!(", rank 0 of {world} processes")
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "{}: {counts}; {} ({} parameters, {} trainable) on {} in {} ({}{processes})",
+        data.description,
+        model.spec().name,
+        model.param_count(),
+        model.trainable_param_count(),
+        device_name(device),
+        model.precision(),
+        threads_text(threads),
+    );
+}

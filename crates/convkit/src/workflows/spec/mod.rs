@@ -1,0 +1,16 @@
+//! The run description ([`RunSpec`]): one versioned, tagged type for every training run,
+//! nested as data / model / fit / callbacks / output. A run folder's `run.json` is this
+//! type; [`RunSpec::read`] also reads the files earlier versions wrote.
+
+pub mod callback_spec;
+pub mod data_spec;
+pub mod differences;
+pub mod legacy_v1;
+pub mod model_spec;
+pub mod run_spec;
+
+pub use callback_spec::CallbackSpec;
+pub use data_spec::{DataSource, DataSpec, Decoding, StorageSpec};
+pub use differences::{differences, Compared, Difference};
+pub use model_spec::{ModelSource, ModelSpec, Unfreeze};
+pub use run_spec::{Checkpoint, OutputSpec, Recorded, RunKind, RunSpec, RUN_FORMAT, RUN_VERSION};
