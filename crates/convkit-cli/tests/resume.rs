@@ -371,3 +371,104 @@ fn an_mnist_run_killed_six_times_ends_as_if_never_stopped() {
         &stopped.join("model.safetensors"),
     );
 }
+
+/// Starts `command`, waits until the run in `run` has saved its first epoch, and kills it
+/// (SIGKILL).
+fn kill_after_first_epoch(command: &mut Command, run: &Path) {
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !run.join("state/epoch-0001/state.json").exists() && Instant::now() < deadline {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first epoch was saved"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A run started with `--quiet` (no progress bars) resumes without it, and the other way
+/// round: the saved state keys callbacks by name, and progress bars keep none. (Before,
+/// states were matched by position and such a resume failed with "the run was saved with 4
+/// callbacks, and is resumed with 5".) Both end as the run left alone.
+#[test]
+fn a_run_resumes_with_or_without_quiet() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cats");
+    cats_slice(&shared_data, &data, 40, 20);
+    let mnist = |quiet: bool| {
+        let mut command = convkit();
+        command
+            .env("CONVKIT_DATA", &shared_data)
+            .args(["--threads", "1", "--device", "cpu", "mnist"])
+            .args(if quiet { &["--quiet"][..] } else { &[] });
+        command
+    };
+    let train = |quiet: bool| {
+        let mut command = convkit();
+        command
+            .args(["--threads", "1", "--device", "cpu", "train"])
+            .args(if quiet { &["--quiet"][..] } else { &[] });
+        command
+    };
+    // The issue's own commands, then a run with callbacks that keep state.
+    let cases: [(&str, &dyn Fn(bool) -> Command, Vec<String>, &str); 2] = [
+        (
+            "mnist",
+            &mnist,
+            ["--epochs", "3", "--limit", "3000"]
+                .map(String::from)
+                .to_vec(),
+            "model.safetensors",
+        ),
+        (
+            "train",
+            &train,
+            [
+                "--data",
+                &data.display().to_string(),
+                "--image-size",
+                "80",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+                "--early-stopping",
+                "5",
+                "--reduce-lr-patience",
+                "1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "best.safetensors",
+        ),
+    ];
+    for (name, command, settings, checkpoint) in cases {
+        let alone = dir.path().join(format!("{name}-alone"));
+        run_ok(command(true).args(&settings).arg("--out").arg(&alone));
+        for started_quiet in [true, false] {
+            let run = dir.path().join(format!("{name}-quiet-{started_quiet}"));
+            kill_after_first_epoch(
+                command(started_quiet)
+                    .args(&settings)
+                    .arg("--out")
+                    .arg(&run),
+                &run,
+            );
+            let output = run_ok(command(!started_quiet).arg("--resume").arg(&run));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                stderr.contains("Epoch 3/3"),
+                started_quiet,
+                "{name}: progress lines only when resumed without --quiet:\n{stderr}"
+            );
+            same_file(&alone.join(checkpoint), &run.join(checkpoint));
+            assert_eq!(
+                history_without_timings(&alone),
+                history_without_timings(&run)
+            );
+        }
+    }
+}
