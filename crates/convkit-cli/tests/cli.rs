@@ -34,6 +34,176 @@ fn help_teaches_the_commands() {
     );
 }
 
+/// In `convkit --help` each command's summary is one whole sentence on its own line (clap
+/// wraps at 100 columns when not on a terminal), and a command's long help keeps its
+/// examples as written.
+#[test]
+fn help_gives_each_command_one_whole_line() {
+    let text =
+        String::from_utf8(run_ok(convkit().env("COLUMNS", "100").arg("--help")).stdout).unwrap();
+    let commands: Vec<&str> = text
+        .lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    assert!(commands.len() >= 10, "{text}");
+    for line in commands {
+        let name = line.trim_start().split(' ').next().unwrap();
+        assert!(
+            line.starts_with("  ") && !line.starts_with("   "),
+            "a summary runs on past its line: {line:?}\n{text}"
+        );
+        if name != "help" {
+            assert!(
+                line.ends_with('.'),
+                "{name}'s summary is cut: {line:?}\n{text}"
+            );
+        }
+    }
+    let finetune = String::from_utf8(
+        run_ok(convkit().env("COLUMNS", "100").args(["finetune", "--help"])).stdout,
+    )
+    .unwrap();
+    assert!(
+        finetune.contains(
+            "\n  convkit finetune runs/vgg16-frozen --unfreeze block5            \
+             # the chapter: lr 1e-5, 30 epochs\n"
+        ),
+        "{finetune}"
+    );
+}
+
+/// A small MNIST run (1 epoch on 600 images) in `dir`, for the tests of evaluate and
+/// predict that need a run but not a good one.
+fn small_mnist_run(shared_data: &Path, dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("run");
+    run_ok(
+        convkit()
+            .env("CONVKIT_DATA", shared_data)
+            .args(["mnist", "--epochs", "1", "--limit", "600", "--seed", "1"])
+            .args(["--quiet", "--device", "cpu", "--out"])
+            .arg(&out),
+    );
+    out
+}
+
+/// `--report` takes its folder as a user types it: `--report OUT`, `--report=OUT`, or alone
+/// (RUN_DIR/report-<split>), last or before another flag, and `--report RUN_DIR` with the
+/// run folder after it; without a run folder it says how to write the command.
+#[test]
+fn evaluate_report_takes_its_folder_either_way() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_mnist_run(&shared_data, dir.path());
+    let report_of = |args: &[&std::ffi::OsStr]| -> String {
+        let summary = json(&run_ok(
+            convkit().args(["evaluate", "--device", "cpu"]).args(args),
+        ));
+        let report = summary["report"].as_str().unwrap().to_owned();
+        assert!(
+            Path::new(&report).join("report.html").is_file(),
+            "{summary}"
+        );
+        assert_eq!(summary["count"], 10_000, "{summary}");
+        report
+    };
+    let (out, out2) = (dir.path().join("out"), dir.path().join("out2"));
+    let default = run.join("report-test");
+    let mnist = shared_data.join("mnist");
+    let equals = format!("--report={}", out2.display());
+    for (args, expected) in [
+        (
+            vec![run.as_os_str(), "--data".as_ref(), mnist.as_os_str()]
+                .into_iter()
+                .chain(["--report".as_ref(), out.as_os_str(), "--json".as_ref()])
+                .collect::<Vec<_>>(),
+            &out,
+        ),
+        (
+            vec![run.as_os_str(), equals.as_ref(), "--json".as_ref()],
+            &out2,
+        ),
+        (
+            vec![run.as_os_str(), "--json".as_ref(), "--report".as_ref()],
+            &default,
+        ),
+        (
+            vec![run.as_os_str(), "--report".as_ref(), "--json".as_ref()],
+            &default,
+        ),
+        (
+            vec!["--report".as_ref(), run.as_os_str(), "--json".as_ref()],
+            &default,
+        ),
+        (
+            vec![
+                "--json".as_ref(),
+                "--report".as_ref(),
+                out.as_os_str(),
+                run.as_os_str(),
+            ],
+            &out,
+        ),
+    ] {
+        std::fs::remove_dir_all(expected).ok();
+        assert_eq!(report_of(&args), expected.to_str().unwrap(), "{args:?}");
+    }
+
+    let nowhere = dir.path().join("nowhere");
+    let stderr = run_err(convkit().args(["evaluate", "--report"]).arg(&nowhere));
+    assert!(
+        stderr.contains("run folder is missing")
+            && stderr.contains(nowhere.to_str().unwrap())
+            && stderr.contains("convkit evaluate RUN_DIR --report [OUT_DIR]"),
+        "{stderr}"
+    );
+    assert!(!nowhere.exists());
+    let stderr = run_err(convkit().args(["evaluate", "--report"]));
+    assert!(stderr.contains("run folder is missing"), "{stderr}");
+}
+
+/// `predict --top K` prints the K most probable classes of each image with their
+/// probabilities, as its --json holds them.
+#[test]
+fn predict_prints_the_top_classes() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_mnist_run(&shared_data, dir.path());
+    let photo = shared_data.join("cats_vs_dogs/validation/cats/cat.2000.jpg");
+    let predict = |json: bool| {
+        let mut command = convkit();
+        command
+            .args(["predict", "--top", "3", "--device", "cpu"])
+            .arg(&run)
+            .arg(&photo);
+        if json {
+            command.arg("--json");
+        }
+        run_ok(&mut command)
+    };
+    let prediction = json(&predict(true));
+    let top: Vec<String> = prediction["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| {
+            format!(
+                "{} ({:.4})",
+                pair[0].as_str().unwrap(),
+                pair[1].as_f64().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(top.len(), 3, "{prediction}");
+    let text = String::from_utf8(predict(false).stdout).unwrap();
+    assert_eq!(
+        text,
+        format!("{}: {}\n", photo.display(), top.join(", ")),
+        "{prediction}"
+    );
+}
+
 /// Trains on a slice of real MNIST (1 epoch, 6,000 images), checks that it learned, that
 /// the run folder is complete, and that `evaluate` reloads the same model and numbers.
 #[test]

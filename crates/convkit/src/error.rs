@@ -34,6 +34,19 @@ pub enum Error {
         searched: Vec<PathBuf>,
     },
 
+    /// Like [`Error::DataNotFound`], with what to do about it: what is missing, every
+    /// folder searched, then `how` (why it could not be fetched, how to supply it).
+    #[error("{what} not found.\nLooked in:\n{}\n{how}", .searched.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>().join("\n"))]
+    DataMissing {
+        /// What was looked for, for example "MNIST".
+        what: String,
+        /// Every folder that was searched, in order.
+        searched: Vec<PathBuf>,
+        /// Whole sentences: why it could not be fetched, if that was tried, and how to
+        /// supply it by hand.
+        how: String,
+    },
+
     /// A download failed or delivered a file other than the expected one.
     #[error("download of {url} failed: {message}")]
     Download {

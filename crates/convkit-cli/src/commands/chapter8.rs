@@ -9,7 +9,9 @@ use convkit::runtime::Precision;
 use convkit::workflows::chapter8::{Action, Chapter8Event};
 use convkit::workflows::{run_chapter8, Chapter8Job};
 
-/// Run the whole chapter: its six workflows in order, then one page that sets convkit's
+/// Run the whole chapter and set convkit's accuracy beside the book's on one page.
+///
+/// Runs the chapter's six workflows in order, then writes one page that sets convkit's
 /// accuracy beside the book's.
 ///
 /// What runs, each in its own run folder under OUT (the settings are those of

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
-use convkit::workflows::{evaluate_run, report_run};
+use convkit::workflows::{evaluate_run, report_run, RunDir};
 
 /// Reload a saved run and evaluate it on test data: accuracy, loss and count.
 ///
@@ -27,13 +27,20 @@ use convkit::workflows::{evaluate_run, report_run};
 ///   convkit evaluate runs/mnist-20261129-101500 --json
 ///   convkit evaluate runs/small-convnet-20261129-101500 --data cats_vs_dogs/test
 ///   convkit evaluate runs/small-convnet-20261129-101500 --report    # -> RUN/report-validation
-///   convkit evaluate runs/mnist-20261129-101500 --report=reports/mnist
+///   convkit evaluate runs/mnist-20261129-101500 --report reports/mnist
+///
+/// --report takes the next argument as OUT_DIR unless it starts with a dash, so give
+/// RUN_DIR first. `convkit evaluate --report RUN_DIR` also works when RUN_DIR is a run
+/// folder (the report then goes to RUN_DIR/report-<split>); otherwise it is refused as
+/// lacking RUN_DIR.
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct EvaluateArgs {
     /// The run folder written by `convkit mnist` or `convkit train`.
-    #[arg(value_name = "RUN_DIR")]
-    run_dir: PathBuf,
+    // Optional to clap only so that `--report RUN_DIR` can be read as intended: see
+    // `run_and_report`.
+    #[arg(value_name = "RUN_DIR", required_unless_present = "report")]
+    run_dir: Option<PathBuf>,
 
     /// Data to evaluate on: for MNIST runs the folder of the four files; for image runs a
     /// folder of class sub-folders (or a data folder whose test/ is used).
@@ -45,16 +52,43 @@ pub struct EvaluateArgs {
     #[arg(long)]
     json: bool,
 
-    /// Write an evaluation report, into RUN_DIR/report-<split> (e.g. report-validation or
-    /// report-test), or into OUT_DIR with --report=OUT_DIR.
-    #[arg(long, value_name = "OUT_DIR", num_args = 0..=1, require_equals = true)]
+    /// Write an evaluation report into OUT_DIR (--report OUT_DIR or --report=OUT_DIR), or,
+    /// with --report alone, into RUN_DIR/report-<split> (e.g. report-validation or
+    /// report-test).
+    #[arg(long, value_name = "OUT_DIR", num_args = 0..=1)]
     report: Option<Option<PathBuf>>,
+}
+
+/// The run folder and the report's folder (`None`: no report; `Some(None)`: the default
+/// folder) from the arguments as clap read them. Clap gives `--report` the argument after
+/// it, so `convkit evaluate --report RUN_DIR` arrives without RUN_DIR: when that argument
+/// is a run folder it is RUN_DIR, with the report in its default folder; otherwise RUN_DIR
+/// is missing, and the error says how to write the command.
+fn run_and_report(
+    run_dir: Option<PathBuf>,
+    report: Option<Option<PathBuf>>,
+) -> anyhow::Result<(PathBuf, Option<Option<PathBuf>>)> {
+    match (run_dir, report) {
+        (Some(run_dir), report) => Ok((run_dir, report)),
+        (None, Some(Some(value))) if RunDir::at(&value).checkpoint().is_some() => {
+            Ok((value, Some(None)))
+        }
+        (None, Some(Some(value))) => anyhow::bail!(
+            "the run folder is missing: --report took `{}` as the folder to write the report \
+             into. Give the run folder first: convkit evaluate RUN_DIR --report [OUT_DIR]",
+            value.display()
+        ),
+        (None, _) => anyhow::bail!(
+            "the run folder is missing: convkit evaluate RUN_DIR [--report [OUT_DIR]]"
+        ),
+    }
 }
 
 pub fn run(args: EvaluateArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
-    let Some(out) = args.report else {
-        let eval = evaluate_run(&args.run_dir, args.data.as_deref(), device, precision)?;
+    let (run_dir, report) = run_and_report(args.run_dir, args.report)?;
+    let Some(out) = report else {
+        let eval = evaluate_run(&run_dir, args.data.as_deref(), device, precision)?;
         if args.json {
             println!("{}", serde_json::to_string(&eval)?);
         } else {
@@ -66,7 +100,7 @@ pub fn run(args: EvaluateArgs, device: &str, precision: Option<Precision>) -> an
         return Ok(());
     };
     let report = report_run(
-        &args.run_dir,
+        &run_dir,
         args.data.as_deref(),
         out.as_deref(),
         device,

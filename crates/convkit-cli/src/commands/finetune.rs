@@ -13,8 +13,10 @@ use convkit::workflows::RunOptions;
 use super::augment_args::AugmentArgs;
 use super::TrainingCommand;
 
-/// Fine-tune a transfer-learning run: unfreeze the top of its base and train on with a low
-/// learning rate (the chapter's section 5).
+/// Fine-tune a transfer-learning run: train the top of its base on at a low rate.
+///
+/// Unfreezes the top of the base and trains on with a low learning rate (the chapter's
+/// section 5).
 ///
 /// Starts from RUN_DIR's best checkpoint (a `convkit train --base ...` run), reads its data
 /// and settings from its run.json, and writes a new run folder. Batch norm stays in

@@ -12,8 +12,9 @@ use convkit::workflows::{collect_images, predict_imagenet, predict_images_with, 
 ///
 /// With a run folder, uses its best checkpoint; images are decoded and resized as in
 /// training. Give image files, or folders: every image below a folder is classified
-/// (recursively), 64 at a time. --csv writes one row per image: path, class, probability,
-/// then the --top classes with their probabilities.
+/// (recursively), 64 at a time. Prints one line per image: its path, then its --top
+/// classes with their probabilities. --csv writes one row per image: path, class,
+/// probability, then the --top classes with their probabilities.
 ///
 /// With --backbone, the first argument is an image too: the network's ImageNet
 /// classifier gives its --top classes (images resized to 256 on the shorter side and
@@ -110,12 +111,7 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
                     serde_json::to_string(prediction).expect("predictions serialise")
                 );
             } else {
-                println!(
-                    "{}: {} ({:.4})",
-                    prediction.image.display(),
-                    prediction.class,
-                    prediction.probability
-                );
+                println!("{}", text_line(prediction));
             }
         }
         Ok(())
@@ -168,6 +164,17 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
     bar.finish_and_clear();
     eprintln!("wrote {written} predictions to {}", csv_path.display());
     Ok(())
+}
+
+/// One line per image: its path, then its --top classes, most probable first, each with
+/// its probability: `cat.jpg: cats (0.9876), dogs (0.0124)`.
+fn text_line(prediction: &Prediction) -> String {
+    let classes: Vec<String> = prediction
+        .top
+        .iter()
+        .map(|(class, probability)| format!("{class} ({probability:.4})"))
+        .collect();
+    format!("{}: {}", prediction.image.display(), classes.join(", "))
 }
 
 fn csv_error(path: &std::path::Path, e: csv::Error) -> convkit::Error {

@@ -3,10 +3,11 @@
 use clap::Args;
 use convkit::nn::Summary;
 
-/// Print a built-in model's layers, output shapes and parameter counts (Keras' summary).
+/// Print a model's layers, output shapes and parameter counts (Keras' summary).
 ///
 /// Example: `convkit summary mnist` shows the chapter's MNIST convnet, 104,202 parameters.
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub struct SummaryArgs {
     /// The model: mnist.
     #[arg(value_name = "MODEL")]

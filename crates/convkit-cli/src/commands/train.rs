@@ -17,7 +17,7 @@ use convkit::workflows::{RunDir, RunOptions, Storage};
 use super::augment_args::AugmentArgs;
 use super::TrainingCommand;
 
-/// Train a convnet on a folder of images: from scratch, or on a pretrained ImageNet base.
+/// Train a convnet on image folders: from scratch or on a pretrained ImageNet base.
 ///
 /// DIR holds one sub-folder of images per class (labels follow the sorted folder names), or
 /// train/, validation/ and test/ folders laid out that way. Images (JPEG, PNG, BMP, GIF,

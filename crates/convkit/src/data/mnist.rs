@@ -224,7 +224,7 @@ fn shape(dims: &[usize]) -> String {
 /// in order: `$CONVKIT_DATA/mnist`, `./data/mnist`, then [`mnist_cache_dir`].
 ///
 /// # Errors
-/// [`Error::DataNotFound`] listing every folder tried.
+/// [`Error::DataMissing`] listing every folder tried.
 pub fn locate_mnist(explicit: Option<&Path>) -> Result<PathBuf> {
     match explicit {
         Some(_) => locate_mnist_in(explicit, &[]),
@@ -236,7 +236,7 @@ pub fn locate_mnist(explicit: Option<&Path>) -> Result<PathBuf> {
 /// when given (and then nothing else), otherwise each of `candidates` in order.
 ///
 /// # Errors
-/// [`Error::DataNotFound`] listing every folder tried.
+/// [`Error::DataMissing`] listing every folder tried.
 pub fn locate_mnist_in(explicit: Option<&Path>, candidates: &[PathBuf]) -> Result<PathBuf> {
     let searched = match explicit {
         Some(dir) => vec![dir.to_path_buf(), dir.join("mnist")],
@@ -244,23 +244,33 @@ pub fn locate_mnist_in(explicit: Option<&Path>, candidates: &[PathBuf]) -> Resul
     };
     match searched.iter().find(|dir| has_mnist_files(dir)) {
         Some(dir) => Ok(dir.clone()),
-        None => Err(Error::DataNotFound {
-            what: format!("MNIST ({MNIST_HOW})"),
-            searched,
-        }),
+        None => Err(mnist_missing(searched, None)),
     }
 }
 
-/// How a user supplies MNIST by hand, for the errors that say it was not found.
-const MNIST_HOW: &str = "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, \
-     t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, gzipped or not: put them in a folder \
-     and pass it with --data DIR, or set CONVKIT_DATA to a folder holding mnist/";
+/// The error for MNIST in none of the folders `searched`: what is missing, where convkit
+/// looked, then `fetch` (a sentence on why it could not be downloaded, when that was tried)
+/// and how to supply the files by hand.
+fn mnist_missing(searched: Vec<PathBuf>, fetch: Option<String>) -> Error {
+    const BY_HAND: &str = "To supply it by hand, put the four files train-images-idx3-ubyte, \
+         train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (gzipped \
+         or not) in a folder and pass it with --data DIR, or set CONVKIT_DATA to a folder \
+         holding them in mnist/.";
+    Error::DataMissing {
+        what: "MNIST".to_string(),
+        searched,
+        how: match fetch {
+            Some(why) => format!("{why}\n{BY_HAND}"),
+            None => BY_HAND.to_string(),
+        },
+    }
+}
 
 /// Finds MNIST like [`locate_mnist`]; when no folder was given and none holds it,
 /// downloads it from `mirror` into [`mnist_cache_dir`] and returns that folder.
 ///
 /// # Errors
-/// [`Error::DataNotFound`] when `explicit` does not hold MNIST, or when there is no cache
+/// [`Error::DataMissing`] when `explicit` does not hold MNIST, or when there is no cache
 /// folder (neither `XDG_CACHE_HOME` nor `HOME` is set); the download's errors otherwise.
 pub fn locate_or_download_mnist(
     explicit: Option<&Path>,
@@ -274,11 +284,14 @@ pub fn locate_or_download_mnist(
     match mnist_cache_dir() {
         Some(cache) => locate_or_download_mnist_in(None, &candidates, &cache, mirror, progress),
         None => locate_mnist_in(None, &candidates).map_err(|err| match err {
-            Error::DataNotFound { searched, .. } => Error::DataNotFound {
-                what: "MNIST (and no folder to download it into: neither XDG_CACHE_HOME nor HOME is set)"
-                    .to_string(),
+            Error::DataMissing { searched, .. } => mnist_missing(
                 searched,
-            },
+                Some(
+                    "There is no folder to download it into: neither XDG_CACHE_HOME nor HOME \
+                     is set."
+                        .to_string(),
+                ),
+            ),
             other => other,
         }),
     }
@@ -297,17 +310,17 @@ pub fn locate_or_download_mnist_in(
     progress: bool,
 ) -> Result<PathBuf> {
     match locate_mnist_in(explicit, candidates) {
-        Err(Error::DataNotFound { searched, .. }) if explicit.is_none() => {
+        Err(Error::DataMissing { searched, .. }) if explicit.is_none() => {
             match download_mnist(mirror, download_dir, progress) {
                 Ok(()) => Ok(download_dir.to_path_buf()),
-                Err(err) => Err(Error::DataNotFound {
-                    what: format!(
-                        "MNIST (and downloading it into {} failed: {err}). Without network, \
-                         supply {MNIST_HOW}",
-                        download_dir.display()
-                    ),
-                    searched,
-                }),
+                Err(err) => {
+                    let why = format!(
+                        "Could not download it into {}: {}.",
+                        download_dir.display(),
+                        err.to_string().trim_end_matches('.')
+                    );
+                    Err(mnist_missing(searched, Some(why)))
+                }
             }
         }
         found => found,
@@ -618,14 +631,16 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let candidates = [root.path().join("a"), root.path().join("b")];
         match locate_mnist_in(None, &candidates).unwrap_err() {
-            Error::DataNotFound { what, searched } => {
-                assert!(
-                    what.starts_with("MNIST") && what.contains("--data DIR"),
-                    "{what}"
-                );
+            Error::DataMissing {
+                what,
+                searched,
+                how,
+            } => {
+                assert_eq!(what, "MNIST");
+                assert!(how.contains("--data DIR"), "{how}");
                 assert_eq!(searched, candidates);
             }
-            other => panic!("expected DataNotFound, got {other:?}"),
+            other => panic!("expected DataMissing, got {other:?}"),
         }
     }
 
@@ -640,10 +655,10 @@ mod tests {
         let given = root.path().join("given");
         std::fs::create_dir_all(given.join("mnist")).unwrap();
         match locate_mnist_in(Some(&given), &candidates).unwrap_err() {
-            Error::DataNotFound { searched, .. } => {
+            Error::DataMissing { searched, .. } => {
                 assert_eq!(searched, vec![given.clone(), given.join("mnist")])
             }
-            other => panic!("expected DataNotFound, got {other:?}"),
+            other => panic!("expected DataMissing, got {other:?}"),
         }
 
         write_fake(&given.join("mnist"), GZ_NAMES, 20, 10);
@@ -664,7 +679,7 @@ mod tests {
         let err =
             locate_or_download_mnist_in(Some(&given), &[], &cache, "http://127.0.0.1:9/", false)
                 .unwrap_err();
-        assert!(matches!(err, Error::DataNotFound { .. }), "{err:?}");
+        assert!(matches!(err, Error::DataMissing { .. }), "{err:?}");
         assert!(!cache.exists());
     }
 
@@ -680,7 +695,7 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         for needle in [
-            "downloading it into",
+            "Could not download it into",
             "--data DIR",
             "CONVKIT_DATA",
             "t10k-labels-idx1-ubyte",
@@ -689,6 +704,39 @@ mod tests {
         }
         assert!(
             err.contains(&root.path().join("a").display().to_string()),
+            "{err}"
+        );
+    }
+
+    /// The message reads in order, one statement a line: what is missing, every folder
+    /// searched, why the download failed (naming the mirror), then how to supply the files.
+    #[test]
+    fn a_failed_download_reads_what_where_then_how() {
+        let root = tempfile::tempdir().unwrap();
+        let candidates = [root.path().join("a"), root.path().join("b")];
+        let cache = root.path().join("cache");
+        let err =
+            locate_or_download_mnist_in(None, &candidates, &cache, "http://127.0.0.1:9/", false)
+                .unwrap_err()
+                .to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 6, "{err}");
+        assert_eq!(lines[0], "MNIST not found.", "{err}");
+        assert_eq!(lines[1], "Looked in:", "{err}");
+        assert_eq!(lines[2], format!("  {}", candidates[0].display()), "{err}");
+        assert_eq!(lines[3], format!("  {}", candidates[1].display()), "{err}");
+        let download = format!("Could not download it into {}: ", cache.display());
+        assert!(
+            lines[4].starts_with(&download)
+                && lines[4].contains("http://127.0.0.1:9/")
+                && lines[4].ends_with('.'),
+            "{err}"
+        );
+        assert!(
+            lines[5].starts_with("To supply it by hand, put the four files")
+                && lines[5].contains("--data DIR")
+                && lines[5].contains("CONVKIT_DATA")
+                && lines[5].ends_with('.'),
             "{err}"
         );
     }
