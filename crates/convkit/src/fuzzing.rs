@@ -7,8 +7,8 @@ use tch::Device;
 
 use crate::data::idx::read_idx;
 use crate::data::image_folder::{load_image, ImageOptions};
+use crate::json_file::read_json;
 use crate::workflows::mnist::MnistRunConfig;
-use crate::workflows::run_dir::read_json;
 use crate::workflows::train::TrainRunConfig;
 
 /// A parser that reads a file a user hands to convkit.

@@ -13,7 +13,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use convkit::fuzzing::{parse, Parser};
-use convkit::nn::{Activation, Sequential};
+use convkit::models::Sequential;
+use convkit::nn::Activation;
 use convkit::workflows::mnist::MnistRunConfig;
 use convkit::workflows::train::TrainRunConfig;
 use convkit::workflows::{MnistJob, TrainJob};

@@ -88,8 +88,8 @@ where
     if !run.config().is_file() || !run.recorded_job().is_ok_and(|recorded| recorded == job) {
         return Ok(());
     }
-    let config: C = convkit::workflows::run_dir::read_json(&run.config())
-        .context("cannot read the run's settings")?;
+    let config: C =
+        convkit::json_file::read_json(&run.config()).context("cannot read the run's settings")?;
     let (saved, given_job) = saved_and_given(config)?;
     let keys = given_settings(given, renames);
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();

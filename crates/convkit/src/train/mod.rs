@@ -1,4 +1,4 @@
-//! Training: the fit loop, losses, optimizer settings, metrics, callbacks and history.
+//! Training: the fit loop, optimizer settings, metrics, callbacks and history.
 
 pub mod adam;
 pub mod best_checkpoint;
@@ -9,7 +9,6 @@ pub mod evaluate;
 pub mod fit;
 pub mod history;
 pub mod interrupt;
-pub mod loss;
 pub mod metrics;
 pub mod monitor;
 pub mod optimizer;
@@ -27,7 +26,6 @@ pub use early_stopping::EarlyStopping;
 pub use evaluate::Evaluation;
 pub use fit::FitConfig;
 pub use history::{EpochRecord, History};
-pub use loss::Loss;
 pub use monitor::{Monitor, MonitorMode};
 pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
 pub use progress::ProgressBars;
@@ -76,5 +74,41 @@ pub(crate) mod test_support {
             callback.on_epoch_end(model, &seen, &mut control).unwrap();
         }
         control
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FitConfig;
+    use crate::data::Dataset;
+    use crate::model::Model;
+    use crate::models::Sequential;
+    use crate::nn::{Activation, BatchNormalizationSpec};
+    use tch::{Device, Kind, Tensor};
+
+    #[test]
+    fn fit_moves_the_moving_statistics_of_a_model() {
+        let spec = Sequential::new("bn", [3, 8, 8])
+            .rescaling(1.0 / 255.0)
+            .conv2d(4, 3, Activation::Linear)
+            .add(BatchNormalizationSpec::default())
+            .flatten()
+            .dense(2, Activation::Softmax);
+        let mut model = Model::new(&spec, Device::Cpu, 0).unwrap();
+        let images = Tensor::randint(256, [64, 3, 8, 8], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(2, [64], (Kind::Int64, Device::Cpu));
+        let data = Dataset::new(images, labels, vec!["a".into(), "b".into()]).unwrap();
+        let config = FitConfig {
+            epochs: 2,
+            batch_size: 8,
+            ..FitConfig::default()
+        };
+        model.fit(&data, Some(&data), &config, &mut []).unwrap();
+        let vars = model.var_store().variables();
+        let mean = vars["batch_normalization.running_mean"]
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[]);
+        assert!(mean > 0.0, "the moving mean never moved");
     }
 }

@@ -12,7 +12,7 @@ use super::history::History;
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::nn::Sequential;
+use crate::models::Sequential;
 use crate::report::augmentation_grid;
 use crate::report::tensorboard::writer::png_size;
 use crate::report::tensorboard::{discard_steps_after, remove_event_files, EventWriter};

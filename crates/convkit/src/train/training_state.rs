@@ -119,7 +119,7 @@ impl StateDir {
             if !path.is_file() {
                 continue;
             }
-            let state: TrainingState = crate::workflows::run_dir::read_json(&path)?;
+            let state: TrainingState = crate::json_file::read_json(&path)?;
             if state.format != FORMAT || state.version != VERSION {
                 return Err(Error::invalid_data(
                     &path,

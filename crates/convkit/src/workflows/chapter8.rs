@@ -18,15 +18,16 @@ use tch::Device;
 
 use super::finetune::{finetune_job, FinetuneOptions};
 use super::mnist::{resume_mnist, run_mnist, MnistJob, MnistReport, MnistRunConfig};
-use super::run_dir::{read_json, write_json, RunDir};
+use super::run_dir::RunDir;
 use super::train::{resume_train, run_train, TrainJob, TrainReport, TrainRunConfig};
 use super::transfer::TransferMode;
 use crate::atomic_file::write_atomic;
-use crate::augment::chapter_augmentation;
 use crate::cache::non_empty_env;
 use crate::data::image_folder::{load_image, ImageFolder, ImageOptions};
 use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::json_file::{read_json, write_json};
+use crate::models::chapter_augmentation;
 use crate::models::pretrained::locate_weights;
 use crate::models::BackboneArch;
 use crate::report::augmentation_grid;

@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::run_dir::{read_json, RunDir};
+use super::run_dir::RunDir;
 use super::train::{TrainJob, TrainRunConfig};
 use super::transfer::TransferMode;
 use crate::error::{Error, Result};
-use crate::nn::LayerSpec;
+use crate::json_file::read_json;
+use crate::models::LayerSpec;
 use crate::train::Optimizer;
 
 /// What to change when fine-tuning; [`FinetuneOptions::new`] gives the chapter's.

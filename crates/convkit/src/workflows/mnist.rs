@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use super::process_run_dir::{check_same_world_size, ProcessRunDir};
-use super::run_dir::{peak_rss_bytes, read_json, write_json, RunDir};
+use super::run_dir::{peak_rss_bytes, RunDir};
 use crate::data::mnist::{load_mnist_datasets, locate_or_download_mnist, mnist_mirror};
 use crate::data::ImageDataset;
 use crate::device::device_name;
 use crate::error::Result;
+use crate::json_file::{read_json, write_json};
 use crate::model::Model;
 use crate::models::mnist_convnet;
 use crate::runtime::Precision;

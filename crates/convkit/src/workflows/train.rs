@@ -10,18 +10,19 @@ use tch::Device;
 use super::features::FeatureCache;
 use super::image_splits::{split_validation, Split, SplitReader, Storage};
 use super::process_run_dir::{check_same_world_size, ProcessRunDir};
-use super::run_dir::{peak_rss_bytes, read_json, write_json, RunDir};
+use super::run_dir::{peak_rss_bytes, RunDir};
 use super::transfer::{fit_on_features, prepare_features, FeaturesReport, TransferMode};
 use crate::data::image_folder::{ImageOptions, SplitFolders};
 use crate::data::ImageDataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::json_file::{read_json, write_json};
 use crate::model::Model;
 use crate::models::pretrained::locate_weights;
 use crate::models::{
     transfer_model, BackboneArch, Head, RecipeOptions, ScratchModel, TransferOptions,
 };
-use crate::nn::{LayerSpec, Sequential};
+use crate::models::{LayerSpec, Sequential};
 use crate::runtime::Precision;
 use crate::train::{
     BestCheckpoint, Callback, CurvesPlot, EarlyStopping, Evaluation, FitConfig, HistoryCsv,
