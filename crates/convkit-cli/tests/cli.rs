@@ -443,8 +443,9 @@ fn unknown_model_and_device_are_explained() {
     assert!(stderr.contains("unknown device `tpu`"), "{stderr}");
 }
 
-/// The chapter's from-scratch convnet on a slice of real cats and dogs (smaller images, a
-/// few epochs): it must learn, keep its best epoch, and evaluate and predict from the run.
+/// The chapter's from-scratch convnet on a slice of real cats and dogs (smaller images, 10
+/// epochs: with 6, seed 3 ends at 59% test on an Intel Xeon with AMX): it must learn, keep
+/// its best epoch, and evaluate and predict from the run.
 #[test]
 fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
     let shared_data = require!(data_root());
@@ -460,7 +461,7 @@ fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
                 "--image-size",
                 "96",
                 "--epochs",
-                "6",
+                "10",
                 "--seed",
                 "3",
                 "--quiet",

@@ -22,7 +22,7 @@ use convkit::models::{
     mini_xception, mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec,
     RecipeOptions, TransferOptions,
 };
-use convkit::nn::{LayerSpec, Sequential};
+use convkit::models::{LayerSpec, Sequential};
 use convkit::tch::{Device, Kind, Tensor};
 use convkit::workflows::predict_images;
 use convkit::Model;

@@ -372,6 +372,9 @@ fn an_mnist_run_killed_six_times_ends_as_if_never_stopped() {
     );
 }
 
+/// A training command, quiet or not.
+type Launcher<'a> = dyn Fn(bool) -> Command + 'a;
+
 /// Starts `command`, waits until the run in `run` has saved its first epoch, and kills it
 /// (SIGKILL).
 fn kill_after_first_epoch(command: &mut Command, run: &Path) {
@@ -414,7 +417,7 @@ fn a_run_resumes_with_or_without_quiet() {
         command
     };
     // The issue's own commands, then a run with callbacks that keep state.
-    let cases: [(&str, &dyn Fn(bool) -> Command, Vec<String>, &str); 2] = [
+    let cases: [(&str, &Launcher<'_>, Vec<String>, &str); 2] = [
         (
             "mnist",
             &mnist,

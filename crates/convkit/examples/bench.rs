@@ -32,14 +32,14 @@
 
 use std::time::Instant;
 
-use convkit::augment::chapter_augmentation;
 use convkit::data::image_folder::{load_image, ImageOptions};
 use convkit::data::image_integrity::check_complete;
+use convkit::models::chapter_augmentation;
 use convkit::models::{
     mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec, Head, RecipeOptions,
     TransferOptions,
 };
-use convkit::nn::{LayerSpec, Sequential};
+use convkit::models::{LayerSpec, Sequential};
 use convkit::runtime::{InferenceMode, MemoryFormat, Precision};
 use convkit::train::Optimizer;
 use convkit::Model;

@@ -8,7 +8,8 @@
 //! The data is found as the CLI finds it: `$CONVKIT_DATA/mnist`, `./data/mnist`, the cache.
 
 use convkit::data::mnist::{load_mnist_datasets, locate_mnist};
-use convkit::nn::{Activation, Sequential};
+use convkit::models::Sequential;
+use convkit::nn::Activation;
 use convkit::runtime::Precision;
 use convkit::train::{FitConfig, ProgressBars};
 use convkit::Model;

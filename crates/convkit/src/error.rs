@@ -87,7 +87,7 @@ pub enum Error {
         source: serde_json::Error,
     },
 
-    /// Training was stopped by Ctrl-C or SIGTERM (see [`crate::train::interrupt`]); the state
+    /// Training was stopped by Ctrl-C or SIGTERM (see `train::interrupt`); the state
     /// written after the last complete epoch is kept, so the run can be resumed.
     #[error("{}", interrupted(*.epoch))]
     Interrupted {

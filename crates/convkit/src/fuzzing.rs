@@ -7,7 +7,7 @@ use tch::Device;
 
 use crate::data::idx::read_idx;
 use crate::data::image_folder::{load_image, ImageOptions};
-use crate::workflows::spec::RunSpec;
+use crate::workflows::run_spec::RunSpec;
 
 /// A parser that reads a file a user hands to convkit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

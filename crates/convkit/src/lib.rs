@@ -1,6 +1,6 @@
 //! convkit: convolutional networks for image classification, on libtorch.
 //!
-//! The library behind the `convkit` command. A model is described as a [`nn::Sequential`]
+//! The library behind the `convkit` command. A model is described as a [`models::Sequential`]
 //! (serialisable, with shapes and parameter counts known before anything is built), built
 //! into a [`Model`], trained with [`Model::fit`], measured with [`Model::evaluate`] and
 //! used with [`Model::predict`]:
@@ -18,9 +18,16 @@
 //! ```
 //!
 //! Modules follow the chapter's ideas: [`data`] (files, datasets, batches), [`augment`]
-//! (random image layers), [`nn`] (layers), [`models`] (the chapter's recipes), [`train`]
-//! (fit loop, optimizers, callbacks, history), [`report`] (plots), [`workflows`] (what each
-//! CLI command runs), [`distributed`] (data-parallel training across processes).
+//! (random image layers), [`nn`] (layers, losses), [`models`] (the sequential description,
+//! its layer registry, the chapter's recipes), [`train`] (fit loop, optimizers, callbacks,
+//! history), [`report`] (plots, metrics, reports), [`workflows`] (what each CLI command
+//! runs), [`distributed`] (data-parallel training across processes).
+//!
+//! Layers: a module uses only modules on its own floor or below, never one above. From the
+//! bottom: [`error`]; the low utilities ([`atomic_file`], [`json_file`], [`progress_bar`],
+//! [`names`], [`cache`], [`device`], [`runtime`], [`weights`], [`distributed`]); then
+//! [`nn`], [`augment`], [`data`], [`models`], [`model`], [`train`], [`report`] (about
+//! trained runs, so above `train`), [`export`] and, at the top, [`workflows`].
 #![deny(missing_docs)]
 
 pub mod atomic_file;
@@ -33,10 +40,12 @@ pub mod error;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod json_file;
 pub mod model;
 pub mod models;
 pub mod names;
 pub mod nn;
+pub mod progress_bar;
 pub mod report;
 pub mod runtime;
 pub mod train;

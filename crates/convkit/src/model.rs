@@ -8,10 +8,11 @@ use tch::{nn::VarStore, Device, Tensor};
 use crate::atomic_file::write_atomic;
 use crate::data::image_folder::{ImageDecoding, ImageOptions};
 use crate::error::{Error, Result};
+use crate::models::pretrained::load_backbone_weights;
 use crate::models::BackboneSpec;
-use crate::nn::{Activation, Layer, LayerSpec, Sequential};
+use crate::models::{LayerSpec, Sequential};
+use crate::nn::{Activation, Layer, Loss};
 use crate::runtime::{contiguous_in, Autocast, MemoryFormat, Precision};
-use crate::train::Loss;
 use crate::weights::{load_weights, save_weights};
 
 /// What `model.json` holds beside `model.safetensors`.
@@ -178,6 +179,27 @@ impl Model {
         change(backbone)?;
         self.apply_trainability();
         Ok(())
+    }
+
+    /// The model's backbone layer, if it has one: its name and description.
+    pub fn backbone(&self) -> Option<(&str, &BackboneSpec)> {
+        self.spec()
+            .layers
+            .iter()
+            .find_map(|layer| match &layer.spec {
+                LayerSpec::Backbone(spec) => Some((layer.name.as_str(), spec)),
+                _ => None,
+            })
+    }
+
+    /// Loads ImageNet weights into the model's backbone from `path` (see
+    /// [`load_backbone_weights`]).
+    pub fn load_pretrained(&mut self, path: &Path) -> Result<()> {
+        let (name, spec) = self
+            .backbone()
+            .map(|(n, s)| (n.to_owned(), s.clone()))
+            .ok_or_else(|| Error::InvalidConfig("the model has no pretrained backbone".into()))?;
+        load_backbone_weights(self.var_store_mut(), &format!("{name}."), &spec, path)
     }
 
     /// Number of values that get gradients.
@@ -586,5 +608,77 @@ mod tests {
         .unwrap();
         let err = Model::load(&path, Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("wrong shape: dense.weight"), "{err}");
+    }
+
+    /// Models that start with augmentation layers.
+    mod augmented {
+        use super::*;
+        use crate::augment::{
+            FlipMode, RandomContrastSpec, RandomCropSpec, RandomFlipSpec, RandomRotationSpec,
+            RandomTranslationSpec, RandomZoomSpec,
+        };
+
+        fn augmented_model() -> Sequential {
+            Sequential::new("m", [3, 8, 8])
+                .add(LayerSpec::RandomFlip(RandomFlipSpec::new(
+                    FlipMode::Horizontal,
+                )))
+                .add(LayerSpec::RandomRotation(RandomRotationSpec::new(0.1)))
+                .add(LayerSpec::RandomZoom(RandomZoomSpec::new(0.2)))
+                .add(LayerSpec::RandomTranslation(RandomTranslationSpec::new(
+                    0.1, 0.1,
+                )))
+                .add(LayerSpec::RandomContrast(RandomContrastSpec::new(0.2)))
+                .add(LayerSpec::RandomCrop(RandomCropSpec::new(6, 7)))
+                .rescaling(1.0 / 255.0)
+                .conv2d(4, 3, Activation::Relu)
+                .flatten()
+                .dense(2, Activation::Softmax)
+        }
+
+        #[test]
+        fn a_sequential_with_augmentation_validates_and_has_the_right_shapes() {
+            let spec = augmented_model();
+            spec.validate().unwrap();
+            let shapes = spec.output_shapes().unwrap();
+            for shape in &shapes[..5] {
+                assert_eq!(shape, &[3, 8, 8]);
+            }
+            assert_eq!(shapes[5], [3, 6, 7]);
+            assert_eq!(shapes[6], [3, 6, 7]);
+            assert_eq!(shapes[7], [4, 4, 5]);
+            assert_eq!(spec.output_shape().unwrap(), [2]);
+            assert!(spec.layer_param_counts().unwrap()[..7]
+                .iter()
+                .all(|c| c.total() == 0));
+            let json = serde_json::to_string_pretty(&spec).unwrap();
+            assert_eq!(serde_json::from_str::<Sequential>(&json).unwrap(), spec);
+        }
+
+        #[test]
+        fn a_built_model_augments_byte_batches_in_training_only() {
+            let model = Model::new(&augmented_model(), Device::Cpu, 3).unwrap();
+            let images = Tensor::randint(256, [5, 3, 8, 8], (Kind::Uint8, Device::Cpu));
+            let train = tch::no_grad(|| model.forward(&images, true));
+            assert_eq!(train.size(), [5, 2]);
+            let first = tch::no_grad(|| model.forward(&images, false));
+            let again = tch::no_grad(|| model.forward(&images, false));
+            assert_eq!(first.size(), [5, 2]);
+            assert!(first.equal(&again));
+        }
+
+        #[test]
+        fn invalid_settings_fail_validation_with_the_layer_name() {
+            let spec = Sequential::new("m", [3, 8, 8])
+                .add(LayerSpec::RandomFlip(RandomFlipSpec::new(
+                    FlipMode::Vertical,
+                )))
+                .add(LayerSpec::RandomRotation(RandomRotationSpec::new((
+                    0.2, 0.1,
+                ))));
+            let err = spec.validate().unwrap_err().to_string();
+            assert!(err.contains("random_rotation"), "{err}");
+            assert!(Model::new(&spec, Device::Cpu, 0).is_err());
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The names of convkit's settings on the command line and in files: each settings enum
 //! is spelt as its JSON spells it (`horizontal_and_vertical`), with `FromStr` and
-//! `Display` to match, so that a front end takes the library's own types.
+//! `Display` to match, so that a front end takes the library's own types. Each enum names
+//! itself with `named_settings!` beside its definition.
 
 /// Implements `FromStr` (through serde, so the names are the JSON ones), `Display`, and a
 /// `NAMES` list for a settings enum.
@@ -37,51 +38,42 @@ macro_rules! named_settings {
     };
 }
 
-named_settings!(
-    crate::augment::FlipMode,
-    "flip mode",
-    ["horizontal", "vertical", "horizontal_and_vertical"]
-);
-named_settings!(
-    crate::augment::FillMode,
-    "fill mode",
-    ["reflect", "constant", "nearest", "wrap"]
-);
-named_settings!(crate::models::Head, "head", ["flatten", "pooled"]);
-named_settings!(
-    crate::workflows::transfer::TransferMode,
-    "transfer mode",
-    ["frozen", "features"]
-);
+pub(crate) use named_settings;
+
+/// Checks that every name in `names` parses and prints back as itself.
+#[cfg(test)]
+pub(crate) fn assert_names_round_trip<T>(names: &[&str])
+where
+    T: std::str::FromStr + std::fmt::Display,
+    T::Err: std::fmt::Debug,
+{
+    for name in names {
+        let value: T = name.parse().unwrap();
+        assert_eq!(value.to_string(), *name);
+    }
+}
 
 #[cfg(test)]
 mod tests {
-    use crate::augment::{FillMode, FlipMode};
-    use crate::models::Head;
-    use crate::workflows::transfer::TransferMode;
+    use serde::{Deserialize, Serialize};
 
-    fn round_trips<T>(names: &[&str])
-    where
-        T: std::str::FromStr + std::fmt::Display,
-        T::Err: std::fmt::Debug,
-    {
-        for name in names {
-            let value: T = name.parse().unwrap();
-            assert_eq!(value.to_string(), *name);
-        }
+    use super::assert_names_round_trip;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Shade {
+        Light,
+        DarkGrey,
     }
+    named_settings!(Shade, "shade", ["light", "dark_grey"]);
 
     #[test]
-    fn every_listed_name_parses_and_prints_back() {
-        round_trips::<FlipMode>(FlipMode::NAMES);
-        round_trips::<FillMode>(FillMode::NAMES);
-        round_trips::<Head>(Head::NAMES);
-        round_trips::<TransferMode>(TransferMode::NAMES);
-        assert_eq!(
-            "horizontal-and-vertical".parse::<FlipMode>().unwrap(),
-            FlipMode::HorizontalAndVertical
-        );
-        let err = "mirror".parse::<FlipMode>().unwrap_err().to_string();
-        assert!(err.contains("horizontal_and_vertical"), "{err}");
+    fn names_parse_as_json_spells_them_and_print_back() {
+        assert_names_round_trip::<Shade>(Shade::NAMES);
+        assert_eq!("dark-grey".parse::<Shade>().unwrap(), Shade::DarkGrey);
+        assert_eq!(Shade::DarkGrey.to_string(), "dark_grey");
+        let err = "black".parse::<Shade>().unwrap_err().to_string();
+        assert!(err.contains("unknown shade `black`"), "{err}");
+        assert!(err.contains("light, dark_grey"), "{err}");
     }
 }

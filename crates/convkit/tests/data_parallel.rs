@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use convkit::data::Dataset;
-use convkit::nn::{Activation, Sequential};
+use convkit::models::Sequential;
+use convkit::nn::Activation;
 use convkit::train::{FitConfig, History, Optimizer};
 use convkit::Model;
 use tch::{Device, Kind, Tensor};

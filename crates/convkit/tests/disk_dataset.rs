@@ -86,7 +86,8 @@ struct Measured {
 /// Trains a small, cheap convnet for one epoch over `data` (pooling first, so that the
 /// time goes to reading the cache) and returns the seconds it took.
 fn fit_one_epoch(data: &DiskDataset) -> f64 {
-    use convkit::nn::{Activation, Sequential};
+    use convkit::models::Sequential;
+    use convkit::nn::Activation;
     use convkit::train::FitConfig;
     let spec = Sequential::new("cheap", [3, 180, 180])
         .rescaling(1.0 / 255.0)

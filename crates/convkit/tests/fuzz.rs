@@ -13,7 +13,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use convkit::fuzzing::{parse, Parser};
-use convkit::nn::{Activation, Sequential};
+use convkit::models::Sequential;
+use convkit::nn::Activation;
 use convkit::workflows::presets;
 use convkit::Model;
 

@@ -1,7 +1,8 @@
 //! The model's gradients, from libtorch's autograd through convkit's layers, against central
 //! finite differences in double precision.
 
-use convkit::nn::{Activation, Sequential};
+use convkit::models::Sequential;
+use convkit::nn::Activation;
 use convkit::runtime::MemoryFormat;
 use convkit::Model;
 use tch::{Device, Kind, Tensor};

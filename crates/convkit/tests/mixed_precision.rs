@@ -17,10 +17,11 @@ use convkit::augment::{
     FlipMode, RandomContrastSpec, RandomCropSpec, RandomFlipSpec, RandomRotationSpec,
     RandomTranslationSpec, RandomZoomSpec,
 };
+use convkit::models::LayerSpec;
 use convkit::models::{BackboneArch, BackboneSpec};
 use convkit::nn::{
     Activation, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec, GlobalAveragePooling2dSpec,
-    LayerSpec, MaxPool2dSpec, Padding, RescalingSpec,
+    MaxPool2dSpec, Padding, RescalingSpec,
 };
 use convkit::runtime::{Autocast, Precision};
 use tch::{nn::VarStore, Device, Kind, Tensor};

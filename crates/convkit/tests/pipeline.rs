@@ -11,7 +11,7 @@ use convkit::models::BackboneArch;
 use convkit::train::interrupt;
 use convkit::workflows::pipeline::{resume, run, RunOptions, RunReport};
 use convkit::workflows::presets;
-use convkit::workflows::spec::{DataSource, ModelSource, RunKind, RunSpec, Unfreeze};
+use convkit::workflows::run_spec::{DataSource, ModelSource, RunKind, RunSpec, Unfreeze};
 use convkit::workflows::transfer::TransferMode;
 use convkit::Error;
 use image::{ImageFormat, Rgb, RgbImage};
@@ -72,7 +72,7 @@ fn small_run(data: &Path, out: PathBuf, epochs: usize) -> RunSpec {
     spec.data.decoding.as_mut().unwrap().image_size = 90;
     spec.fit.epochs = epochs;
     spec.fit.batch_size = 8;
-    spec.model.augmentation = convkit::augment::chapter_augmentation();
+    spec.model.augmentation = convkit::models::chapter_augmentation();
     spec.model.dropout = Some(0.5);
     spec
 }
@@ -111,18 +111,18 @@ fn an_interrupted_run_resumes_bit_for_bit() {
     let data = dir.path().join("data");
     image_folder(&data, 90);
     let mut whole = small_run(&data, dir.path().join("whole"), 4);
-    whole
-        .callbacks
-        .push(convkit::workflows::spec::CallbackSpec::ReduceLrOnPlateau(
+    whole.callbacks.push(
+        convkit::workflows::run_spec::CallbackSpec::ReduceLrOnPlateau(
             convkit::train::ReduceLrOnPlateauSettings::halving(1),
-        ));
+        ),
+    );
     let uninterrupted = run(&whole, &OPTIONS).unwrap();
     assert_eq!(uninterrupted.epochs, 4);
     assert_eq!(uninterrupted.test.unwrap().count, 16);
 
     let stopped_dir = dir.path().join("stopped");
     let stopped = RunSpec {
-        output: convkit::workflows::spec::OutputSpec {
+        output: convkit::workflows::run_spec::OutputSpec {
             dir: stopped_dir.clone(),
             ..whole.output.clone()
         },
@@ -141,7 +141,7 @@ fn an_interrupted_run_resumes_bit_for_bit() {
     assert!(matches!(err, Error::Interrupted { .. }), "{err}");
     assert!(!stopped_dir.join("metrics.json").exists());
     let spec = RunSpec::read(&stopped_dir.join("run.json")).unwrap();
-    assert_eq!(spec.version, convkit::workflows::spec::RUN_VERSION);
+    assert_eq!(spec.version, convkit::workflows::run_spec::RUN_VERSION);
     assert_eq!(
         spec.recorded.as_ref().unwrap().test_dir,
         Some(data.join("test"))
@@ -182,7 +182,7 @@ fn impossible_descriptions_are_refused_up_front() {
         features_cache: None,
         unfreeze: Unfreeze::default(),
     };
-    spec.model.augmentation = convkit::augment::chapter_augmentation();
+    spec.model.augmentation = convkit::models::chapter_augmentation();
     let err = run(&spec, &OPTIONS).unwrap_err().to_string();
     assert!(err.contains("augmentation needs --mode frozen"), "{err}");
     let mut mnist_on_images = presets::train(dir.path().into(), dir.path().join("run"));
@@ -250,7 +250,7 @@ fn features_frozen_and_fine_tuning_run_through_the_pipeline() {
     assert!(features.features.is_some());
     assert_eq!(features.trainable_params, features.params - 14_714_688);
     let mut frozen = on_vgg16("frozen", TransferMode::Frozen);
-    frozen.model.augmentation = vec![convkit::nn::LayerSpec::RandomFlip(
+    frozen.model.augmentation = vec![convkit::models::LayerSpec::RandomFlip(
         convkit::augment::RandomFlipSpec::new(convkit::augment::FlipMode::Horizontal),
     )];
     let frozen = run(&frozen, &OPTIONS).unwrap();
@@ -268,7 +268,7 @@ fn features_frozen_and_fine_tuning_run_through_the_pipeline() {
     )
     .unwrap();
     finetune.fit.epochs = 1;
-    finetune.model.augmentation = convkit::augment::chapter_augmentation();
+    finetune.model.augmentation = convkit::models::chapter_augmentation();
     let tuned = run(&finetune, &OPTIONS).unwrap();
     assert_eq!(tuned.kind, RunKind::Finetune);
     assert_eq!(

@@ -10,10 +10,12 @@ use std::process::Command;
 
 use convkit::augment::{FlipMode, RandomFlipSpec};
 use convkit::data::Dataset;
-use convkit::nn::{Activation, Sequential};
+use convkit::models::Sequential;
+use convkit::nn::Activation;
 use convkit::report::tensorboard::proto::{Kind, What};
 use convkit::report::tensorboard::{read_events, scalars, EventWriter};
-use convkit::train::{Callback, FitConfig, HistoryCsv, TensorBoardLog};
+use convkit::report::TensorBoardLog;
+use convkit::train::{Callback, FitConfig, HistoryCsv};
 use convkit::Model;
 use tch::{Device, Tensor};
 

@@ -1,9 +1,10 @@
 //! Freezing, in the library: a fine-tuning step changes only the unfrozen parameters, and
-//! frozen ones get no gradient and no optimizer state.
+//! frozen ones get no gradient and no optimizer state. And the names of the transfer modes.
 
 use convkit::data::Dataset;
 use convkit::models::{transfer_model, BackboneArch, TransferOptions};
 use convkit::train::{FitConfig, KerasRmsProp};
+use convkit::workflows::transfer::TransferMode;
 use convkit::Model;
 use tch::{Device, Kind, Tensor};
 
@@ -70,5 +71,17 @@ fn a_fine_tuning_step_changes_only_the_unfrozen_parameters() {
         optimizer.state_count(),
         10,
         "only trainable tensors get optimizer state"
+    );
+}
+
+#[test]
+fn every_listed_transfer_mode_parses_and_prints_back() {
+    for name in TransferMode::NAMES {
+        let mode: TransferMode = name.parse().unwrap();
+        assert_eq!(mode.to_string(), *name);
+    }
+    assert_eq!(
+        "features".parse::<TransferMode>().unwrap(),
+        TransferMode::Features
     );
 }

@@ -5,7 +5,7 @@ use convkit::augment::{
     FillMode, FlipMode, RandomContrastSpec, RandomCropSpec, RandomFlipSpec, RandomRotationSpec,
     RandomTranslationSpec, RandomZoomSpec,
 };
-use convkit::nn::LayerSpec;
+use convkit::models::LayerSpec;
 
 /// Data augmentation, active only in training: one random draw per image.
 #[derive(Debug, Args)]

@@ -67,7 +67,7 @@ pub fn run(args: AugmentPreviewArgs) -> anyhow::Result<()> {
     let pixels = load_image(&image, &options)?;
     let mut layers = args.augment.layers()?;
     if layers.is_empty() {
-        layers = convkit::augment::chapter_augmentation();
+        layers = convkit::models::chapter_augmentation();
     }
     augmentation_grid(
         &pixels,

@@ -7,7 +7,7 @@ use convkit::device::parse_device;
 use convkit::runtime::Precision;
 use convkit::train::Optimizer;
 use convkit::workflows::presets;
-use convkit::workflows::spec::{ModelSource, RunKind, RunSpec, Unfreeze};
+use convkit::workflows::run_spec::{ModelSource, RunKind, RunSpec, Unfreeze};
 use convkit::workflows::RunOptions;
 
 use super::augment_args::AugmentArgs;

@@ -7,7 +7,7 @@ use convkit::device::parse_device;
 use convkit::runtime::Precision;
 use convkit::train::Optimizer;
 use convkit::workflows::presets;
-use convkit::workflows::spec::{DataSource, RunKind, RunSpec};
+use convkit::workflows::run_spec::{DataSource, RunKind, RunSpec};
 use convkit::workflows::RunOptions;
 
 use super::TrainingCommand;

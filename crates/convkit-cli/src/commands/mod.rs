@@ -15,7 +15,7 @@ pub mod train;
 use std::path::Path;
 
 use convkit::workflows::pipeline::{self, RunOptions, RunReport};
-use convkit::workflows::spec::{differences, Compared, RunKind, RunSpec};
+use convkit::workflows::run_spec::{differences, Compared, RunKind, RunSpec};
 use convkit::workflows::RunDir;
 
 /// Parses a library settings enum by its name (its `FromStr`), for clap.

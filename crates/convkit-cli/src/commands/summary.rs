@@ -1,7 +1,7 @@
 //! `convkit summary MODEL`.
 
 use clap::Args;
-use convkit::nn::Summary;
+use convkit::models::Summary;
 
 /// Print a model's layers, output shapes and parameter counts (Keras' summary).
 ///

@@ -8,7 +8,7 @@ use convkit::models::{BackboneArch, Head, ScratchModel};
 use convkit::runtime::Precision;
 use convkit::train::{EarlyStoppingSettings, Optimizer, ReduceLrOnPlateauSettings};
 use convkit::workflows::presets;
-use convkit::workflows::spec::{
+use convkit::workflows::run_spec::{
     CallbackSpec, DataSource, Decoding, ModelSource, RunKind, RunSpec, StorageSpec, Unfreeze,
 };
 use convkit::workflows::transfer::TransferMode;

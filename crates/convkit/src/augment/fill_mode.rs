@@ -26,6 +26,12 @@ pub enum FillMode {
     Wrap,
 }
 
+crate::names::named_settings!(
+    FillMode,
+    "fill mode",
+    ["reflect", "constant", "nearest", "wrap"]
+);
+
 impl FillMode {
     /// The `padding_mode` of libtorch's `grid_sampler` that implements the mode (`0` zeros,
     /// `1` border, `2` reflection). With `align_corners = false`, reflection mirrors about
@@ -58,5 +64,10 @@ mod tests {
             assert_eq!(serde_json::from_str::<FillMode>(&json).unwrap(), mode);
         }
         assert!(serde_json::from_str::<FillMode>(r#""mirror""#).is_err());
+    }
+
+    #[test]
+    fn every_listed_name_parses_and_prints_back() {
+        crate::names::assert_names_round_trip::<FillMode>(FillMode::NAMES);
     }
 }

@@ -116,7 +116,6 @@ describe_augmentation!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::LayerSpec;
     use tch::Device;
 
     fn grid(n: i64) -> Tensor {
@@ -179,17 +178,5 @@ mod tests {
         tch::manual_seed(8);
         let second = layer.forward(&xs, true);
         assert!(first.equal(&second));
-    }
-
-    #[test]
-    fn json_round_trip_through_layer_spec() {
-        let spec = LayerSpec::RandomCrop(RandomCropSpec::new(150, 160));
-        let json = serde_json::to_string(&spec).unwrap();
-        assert_eq!(json, r#"{"type":"random_crop","height":150,"width":160}"#);
-        assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
-        assert_eq!(spec.class_name(), "RandomCrop");
-        assert_eq!(spec.name_prefix(), "random_crop");
-        assert_eq!(spec.output_shape(&[3, 180, 180]).unwrap(), [3, 150, 160]);
-        assert_eq!(spec.param_counts(&[3, 180, 180]).unwrap().total(), 0);
     }
 }

@@ -20,6 +20,12 @@ pub enum FlipMode {
     HorizontalAndVertical,
 }
 
+crate::names::named_settings!(
+    FlipMode,
+    "flip mode",
+    ["horizontal", "vertical", "horizontal_and_vertical"]
+);
+
 /// Description of a layer that, in training, mirrors each image with probability 1/2
 /// (left-right, upside-down, or each of the two on its own draw); at inference it passes
 /// its input through.
@@ -106,7 +112,6 @@ describe_augmentation!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::LayerSpec;
     use tch::Device;
 
     /// The 2x3 image `1 2 3 / 4 5 6`, repeated `n` times.
@@ -135,6 +140,17 @@ mod tests {
 
     fn forward(mode: FlipMode, xs: &Tensor) -> Tensor {
         RandomFlipSpec::new(mode).build().forward(xs, true)
+    }
+
+    #[test]
+    fn every_listed_mode_parses_and_prints_back() {
+        crate::names::assert_names_round_trip::<FlipMode>(FlipMode::NAMES);
+        assert_eq!(
+            "horizontal-and-vertical".parse::<FlipMode>().unwrap(),
+            FlipMode::HorizontalAndVertical
+        );
+        let err = "mirror".parse::<FlipMode>().unwrap_err().to_string();
+        assert!(err.contains("horizontal_and_vertical"), "{err}");
     }
 
     #[test]
@@ -199,23 +215,5 @@ mod tests {
         tch::manual_seed(11);
         let second = forward(FlipMode::HorizontalAndVertical, &xs);
         assert!(first.equal(&second));
-    }
-
-    #[test]
-    fn json_round_trip_through_layer_spec() {
-        let spec = LayerSpec::RandomFlip(RandomFlipSpec::new(FlipMode::Horizontal));
-        let json = serde_json::to_string(&spec).unwrap();
-        assert_eq!(json, r#"{"type":"random_flip","mode":"horizontal"}"#);
-        assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
-        let default: LayerSpec = serde_json::from_str(r#"{"type":"random_flip"}"#).unwrap();
-        assert_eq!(
-            default,
-            LayerSpec::RandomFlip(RandomFlipSpec::new(FlipMode::HorizontalAndVertical))
-        );
-        assert_eq!(spec.class_name(), "RandomFlip");
-        assert_eq!(spec.name_prefix(), "random_flip");
-        assert_eq!(spec.output_shape(&[3, 5, 7]).unwrap(), [3, 5, 7]);
-        assert_eq!(spec.param_counts(&[3, 5, 7]).unwrap().total(), 0);
-        assert!(spec.output_shape(&[5, 7]).is_err());
     }
 }

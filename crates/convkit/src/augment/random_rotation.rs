@@ -123,7 +123,6 @@ describe_augmentation!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::LayerSpec;
     use tch::{Device, Kind};
 
     fn rotation(turns: f64, interpolation: Interpolation) -> RandomRotation {
@@ -209,24 +208,5 @@ mod tests {
             ..RandomRotationSpec::new(0.1)
         };
         assert!(spec.output_shape(&[3, 4, 4]).is_err());
-    }
-
-    #[test]
-    fn json_round_trip_through_layer_spec() {
-        let spec = LayerSpec::RandomRotation(RandomRotationSpec {
-            fill_mode: FillMode::Wrap,
-            ..RandomRotationSpec::new((-0.2, 0.3))
-        });
-        let json = serde_json::to_string(&spec).unwrap();
-        assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
-        let short: LayerSpec =
-            serde_json::from_str(r#"{"type":"random_rotation","factor":0.1}"#).unwrap();
-        assert_eq!(
-            short,
-            LayerSpec::RandomRotation(RandomRotationSpec::new(0.1))
-        );
-        assert_eq!(short.class_name(), "RandomRotation");
-        assert_eq!(short.name_prefix(), "random_rotation");
-        assert_eq!(short.output_shape(&[3, 5, 7]).unwrap(), [3, 5, 7]);
     }
 }

@@ -136,7 +136,6 @@ describe_augmentation!(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::LayerSpec;
     use tch::{Device, Kind};
 
     /// The row `a b c d` = `1 2 3 4` shifted right by `pixels` (of 4) with `fill_mode`.
@@ -213,30 +212,5 @@ mod tests {
             .build()
             .is_err());
         assert!(RandomTranslationSpec::new(0.1, 2.0).build().is_err());
-    }
-
-    #[test]
-    fn json_round_trip_through_layer_spec() {
-        let spec = LayerSpec::RandomTranslation(RandomTranslationSpec {
-            fill_mode: FillMode::Nearest,
-            interpolation: Interpolation::Nearest,
-            ..RandomTranslationSpec::new((-0.1, 0.2), 0.3)
-        });
-        let json = serde_json::to_string(&spec).unwrap();
-        assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
-        let short: LayerSpec = serde_json::from_str(
-            r#"{"type":"random_translation","height_factor":0.1,"width_factor":[-0.2,0.2]}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            short,
-            LayerSpec::RandomTranslation(RandomTranslationSpec::new(0.1, (-0.2, 0.2)))
-        );
-        assert_eq!(short.class_name(), "RandomTranslation");
-        assert_eq!(short.name_prefix(), "random_translation");
-        assert!(serde_json::from_str::<LayerSpec>(
-            r#"{"type":"random_translation","height_factor":0.1}"#
-        )
-        .is_err());
     }
 }

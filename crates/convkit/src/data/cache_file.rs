@@ -31,6 +31,7 @@ use super::batches::Batch;
 use super::cache_key::{CacheKey, CACHE_FORMAT_VERSION, CHANNELS};
 use super::image_folder::{load_image, ImageFolder, ImageOptions};
 use crate::error::{Error, Result};
+use crate::progress_bar::count_bar;
 
 /// The first bytes of a cache file.
 pub const MAGIC: &[u8; 8] = b"CKIMAGES";
@@ -242,7 +243,7 @@ fn write_pixels_and_header(
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&[0; DATA_OFFSET as usize]).map_err(io)?;
     let chunk = (BUILD_CHUNK_BYTES / header.image_bytes().max(1)).max(1);
-    let bar = crate::train::progress::count_bar(folder.files.len() as u64, "decoding", progress);
+    let bar = count_bar(folder.files.len() as u64, "decoding", progress);
     for (c, files) in folder.files.chunks(chunk).enumerate() {
         let decoded: Vec<Result<Vec<u8>>> = files
             .par_iter()

@@ -16,7 +16,7 @@ use super::{
     rescaling, residual,
 };
 use crate::error::{Error, Result};
-use crate::nn::LayerSpec;
+use crate::models::LayerSpec;
 
 /// A value of the graph and its shape per sample (without the batch axis), as the layer
 /// descriptions compute it.

@@ -219,9 +219,9 @@ mod tests {
     use crate::models::{
         mnist_convnet, transfer_model, BackboneArch, BackboneSpec, TransferOptions,
     };
+    use crate::models::{LayerSpec, ResidualSpec, Sequential};
     use crate::nn::{
-        ActivationSpec, BatchNormalizationSpec, Conv2dSpec, LayerSpec, MaxPool2dSpec, ResidualSpec,
-        SeparableConv2dSpec, Sequential,
+        ActivationSpec, BatchNormalizationSpec, Conv2dSpec, MaxPool2dSpec, SeparableConv2dSpec,
     };
     use tch::Device;
 

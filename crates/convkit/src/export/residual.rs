@@ -4,7 +4,8 @@
 use super::convolution::{check_shape, conv, ConvSettings};
 use super::lower::{lower_layer, Lowering, Value};
 use crate::error::Result;
-use crate::nn::{LayerDescription, ResidualSpec};
+use crate::models::ResidualSpec;
+use crate::nn::LayerDescription;
 
 /// The residual block `name` on `x`; its inner layers' parameters are under
 /// `<name>.<inner name>`, the projection's under `<name>.projection`.

@@ -1,4 +1,4 @@
-//! A pretrained ImageNet convnet as one layer of a [`Sequential`](crate::nn::Sequential):
+//! A pretrained ImageNet convnet as one layer of a [`Sequential`](super::Sequential):
 //! which network, whether it keeps its ImageNet classifier, and which of its layers train.
 
 use serde::{Deserialize, Serialize};
@@ -367,7 +367,7 @@ impl BackboneSpec {
     }
 
     /// Builds the network under `vs`. Freezing is applied by the model, which owns the
-    /// variables ([`crate::Model::new`]).
+    /// variables (`Model::new`).
     pub fn build(&self, vs: &Path, input: &[i64]) -> Result<BackboneLayer> {
         self.output_shape(input)?;
         Ok(BackboneLayer {

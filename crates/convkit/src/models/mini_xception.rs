@@ -2,10 +2,12 @@
 //! separable convolutions with batch normalization (Chollet, "Deep Learning with Python",
 //! 2nd edition, section 9.3).
 
+use super::residual::ResidualSpec;
 use super::scratch_model::RecipeOptions;
+use super::sequential::Sequential;
 use crate::nn::{
-    Activation, ActivationSpec, BatchNormalizationSpec, Conv2dSpec, MaxPool2dSpec, ResidualSpec,
-    SeparableConv2dSpec, Sequential,
+    Activation, ActivationSpec, BatchNormalizationSpec, Conv2dSpec, MaxPool2dSpec,
+    SeparableConv2dSpec,
 };
 
 /// Filters of the five residual blocks.
@@ -65,7 +67,7 @@ pub fn mini_xception(options: &RecipeOptions) -> Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::Summary;
+    use crate::models::Summary;
 
     #[test]
     fn shapes_and_counts_follow_the_recipe() {

@@ -1,6 +1,7 @@
 //! The chapter's MNIST convnet (section 1).
 
-use crate::nn::{Activation, Sequential};
+use super::sequential::Sequential;
+use crate::nn::Activation;
 
 /// Conv2D(32) -> MaxPool -> Conv2D(64) -> MaxPool -> Conv2D(128) -> Flatten ->
 /// Dense(10, softmax), all 3x3 `valid` convolutions with ReLU, on 28x28x1 bytes scaled by

@@ -1,27 +1,38 @@
-//! The chapter's models as named recipes.
+//! Models as descriptions: the [`Sequential`] stack of layers (Keras' `keras.models`), the
+//! [`LayerSpec`] registry of every layer kind it can hold, its [`Summary`], and the
+//! chapter's models as named recipes, pretrained backbones included.
 
+pub mod augmentation;
 pub mod backbone;
 pub mod efficientnet_lite0;
 pub mod imagenet;
 pub mod inverted_residual_net;
+pub mod layer_spec;
 pub mod mini_xception;
 pub mod mnist_convnet;
 pub mod mobilenet_v2;
 pub mod pretrained;
+pub mod residual;
 pub mod scratch_model;
+pub mod sequential;
 pub mod small_convnet;
+pub mod summary;
 pub mod transfer;
 pub mod vgg16;
 
+pub use augmentation::chapter_augmentation;
 pub use backbone::{BackboneArch, BackboneSpec, Preprocessing, BACKBONE_NAMES};
+pub use layer_spec::LayerSpec;
 pub use mini_xception::mini_xception;
 pub use mnist_convnet::mnist_convnet;
+pub use residual::ResidualSpec;
 pub use scratch_model::{RecipeOptions, ScratchModel};
+pub use sequential::{NamedLayer, Sequential};
 pub use small_convnet::small_convnet;
+pub use summary::Summary;
 pub use transfer::{transfer_model, Head, TransferOptions};
 
 use crate::error::{Error, Result};
-use crate::nn::{LayerSpec, Sequential};
 
 /// Names accepted by [`by_name`].
 pub const MODEL_NAMES: &[&str] = &[

@@ -13,8 +13,6 @@ use tch::{nn::VarStore, Tensor};
 use super::backbone::{BackboneArch, BackboneSpec, KeyMap};
 use crate::cache::{cache_dir, non_empty_env};
 use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::nn::LayerSpec;
 use crate::weights::{copy_checked, read_pth, read_weights};
 
 /// The environment variable naming a folder of weights laid out as `shared/models` is.
@@ -141,29 +139,6 @@ pub fn load_backbone_weights(
         });
     }
     copy_checked(vs, prefix, &mapped, path)
-}
-
-impl Model {
-    /// The model's backbone layer, if it has one: its name and description.
-    pub fn backbone(&self) -> Option<(&str, &BackboneSpec)> {
-        self.spec()
-            .layers
-            .iter()
-            .find_map(|layer| match &layer.spec {
-                LayerSpec::Backbone(spec) => Some((layer.name.as_str(), spec)),
-                _ => None,
-            })
-    }
-
-    /// Loads ImageNet weights into the model's backbone from `path` (see
-    /// [`load_backbone_weights`]).
-    pub fn load_pretrained(&mut self, path: &Path) -> Result<()> {
-        let (name, spec) = self
-            .backbone()
-            .map(|(n, s)| (n.to_owned(), s.clone()))
-            .ok_or_else(|| Error::InvalidConfig("the model has no pretrained backbone".into()))?;
-        load_backbone_weights(self.var_store_mut(), &format!("{name}."), &spec, path)
-    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::layer_spec::LayerSpec;
 use super::mini_xception::mini_xception;
+use super::sequential::Sequential;
 use super::small_convnet::small_convnet;
 use crate::error::{Error, Result};
-use crate::nn::{LayerSpec, Sequential};
 
 /// Settings every from-scratch recipe takes.
 #[derive(Clone, Debug, PartialEq)]

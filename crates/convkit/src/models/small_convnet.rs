@@ -1,7 +1,8 @@
 //! The chapter's convnet trained from scratch on cats and dogs (sections 2 and 3).
 
 use super::scratch_model::RecipeOptions;
-use crate::nn::{Activation, Sequential};
+use super::sequential::Sequential;
+use crate::nn::Activation;
 
 /// [augmentation] -> Rescaling(1/255) -> Conv2D 32 -> MaxPool -> Conv2D 64 -> MaxPool ->
 /// Conv2D 128 -> MaxPool -> Conv2D 256 -> MaxPool -> Conv2D 256 -> Flatten -> [Dropout] ->

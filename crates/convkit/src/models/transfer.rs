@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::backbone::{BackboneArch, BackboneSpec};
-use crate::nn::{Activation, LayerSpec, Sequential};
+use super::layer_spec::LayerSpec;
+use super::sequential::Sequential;
+use crate::nn::Activation;
 
 /// The classifier put on a pretrained base.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +18,8 @@ pub enum Head {
     /// of modern backbones (a flattened 6x6x1280 map would need 12 million).
     Pooled,
 }
+
+crate::names::named_settings!(Head, "head", ["flatten", "pooled"]);
 
 impl Head {
     /// The chapter's head for VGG16, the pooled head for the others.
@@ -107,5 +111,10 @@ mod tests {
         let pooled = transfer_model(&TransferOptions::new(BackboneArch::MobilenetV2));
         assert_eq!(pooled.output_shapes().unwrap()[1], [1280]);
         assert_eq!(pooled.param_count().unwrap(), 1281);
+    }
+
+    #[test]
+    fn every_listed_head_parses_and_prints_back() {
+        crate::names::assert_names_round_trip::<Head>(Head::NAMES);
     }
 }

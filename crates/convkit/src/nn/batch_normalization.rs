@@ -159,33 +159,4 @@ mod tests {
             }
         );
     }
-
-    #[test]
-    fn fit_moves_the_moving_statistics_of_a_model() {
-        use crate::data::Dataset;
-        use crate::nn::{Activation, Sequential};
-        use crate::train::FitConfig;
-        let spec = Sequential::new("bn", [3, 8, 8])
-            .rescaling(1.0 / 255.0)
-            .conv2d(4, 3, Activation::Linear)
-            .add(BatchNormalizationSpec::default())
-            .flatten()
-            .dense(2, Activation::Softmax);
-        let mut model = crate::Model::new(&spec, Device::Cpu, 0).unwrap();
-        let images = Tensor::randint(256, [64, 3, 8, 8], (Kind::Uint8, Device::Cpu));
-        let labels = Tensor::randint(2, [64], (Kind::Int64, Device::Cpu));
-        let data = Dataset::new(images, labels, vec!["a".into(), "b".into()]).unwrap();
-        let config = FitConfig {
-            epochs: 2,
-            batch_size: 8,
-            ..FitConfig::default()
-        };
-        model.fit(&data, Some(&data), &config, &mut []).unwrap();
-        let vars = model.var_store().variables();
-        let mean = vars["batch_normalization.running_mean"]
-            .abs()
-            .sum(Kind::Float)
-            .double_value(&[]);
-        assert!(mean > 0.0, "the moving mean never moved");
-    }
 }

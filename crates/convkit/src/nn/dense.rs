@@ -43,8 +43,8 @@ impl DenseSpec {
     }
 
     /// Creates `weight` `(units, features)` and `bias` `(units)` under `vs`. The layer
-    /// applies `activation`, which the caller may override (see [`crate::Model`], which
-    /// keeps a final softmax or sigmoid out of the training graph).
+    /// applies `activation`, which the caller may override (the built model keeps a final
+    /// softmax or sigmoid out of the training graph).
     pub fn build(&self, vs: Path, input: &[i64], activation: Activation) -> Result<Dense> {
         self.output_shape(input)?;
         Ok(Dense {

@@ -57,7 +57,7 @@ impl std::iter::Sum for ParamCounts {
 
 /// What every layer's description knows without being built. A new layer is a file with a
 /// description type implementing this trait and a built type implementing [`Layer`], plus
-/// one line in [`super::layer_spec`]'s registry; the contract test in that module checks
+/// one line in the registry of `models::layer_spec`; the contract test in that module checks
 /// every registered layer against its own [`LayerDescription::examples`].
 ///
 /// Shapes are per sample, channels first, without the batch axis.

@@ -1,9 +1,10 @@
-//! Layers and the sequential model description.
+//! Layers: the building blocks of a model, and the losses on their output.
 //!
 //! Each layer has a *spec* (a small serialisable description implementing
 //! [`LayerDescription`], which knows its output shape and parameter counts without being
-//! built) and a built form implementing [`Layer`]. [`LayerSpec`] is the registry of them
-//! all; a new layer is one file plus one line there.
+//! built) and a built form implementing [`Layer`]. The registry of every layer kind, and
+//! the sequential model made of them, are one floor up in `models` (`models::LayerSpec`,
+//! `models::Sequential`); a new layer is one file here plus one line there.
 
 pub mod activation;
 pub mod activation_layer;
@@ -18,15 +19,12 @@ pub mod global_average_pooling2d;
 pub mod init;
 pub mod inverted_residual;
 pub mod layer;
-pub mod layer_spec;
+pub mod loss;
 pub mod max_pool2d;
 pub mod padding;
 pub mod pooled_classifier;
 pub mod rescaling;
-pub mod residual;
 pub mod separable_conv2d;
-pub mod sequential;
-pub mod summary;
 
 pub use activation::Activation;
 pub use activation_layer::ActivationSpec;
@@ -37,11 +35,8 @@ pub use dropout::DropoutSpec;
 pub use flatten::FlattenSpec;
 pub use global_average_pooling2d::GlobalAveragePooling2dSpec;
 pub use layer::{Layer, LayerDescription, ParamCounts};
-pub use layer_spec::LayerSpec;
+pub use loss::Loss;
 pub use max_pool2d::MaxPool2dSpec;
 pub use padding::Padding;
 pub use rescaling::RescalingSpec;
-pub use residual::ResidualSpec;
 pub use separable_conv2d::SeparableConv2dSpec;
-pub use sequential::{NamedLayer, Sequential};
-pub use summary::Summary;

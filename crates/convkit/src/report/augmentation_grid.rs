@@ -7,7 +7,7 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::atomic_file::write_atomic_with;
 use crate::error::{Error, Result};
-use crate::nn::LayerSpec;
+use crate::models::LayerSpec;
 
 /// Gap between tiles, in pixels.
 const GAP: u32 = 6;

@@ -1,13 +1,14 @@
 //! Training and validation curves as a PNG (the chapter's figures 8.9 and 8.11).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::prelude::*;
 
 use crate::atomic_file::write_atomic_with;
 use crate::error::{Error, Result};
-use crate::train::History;
+use crate::model::Model;
+use crate::train::{Callback, History, TrainControl};
 
 /// plotters draws text with fonts registered by name; convkit embeds DejaVu Sans so that
 /// plots look the same on every machine, with no system font lookup.
@@ -151,6 +152,21 @@ fn draw_panel<DB: DrawingBackend>(
         .label_font(("sans-serif", 13))
         .position(legend)
         .draw()
+}
+
+/// Redraws the loss and accuracy curves (PNG) after every epoch.
+#[derive(Debug)]
+pub struct CurvesPlot {
+    /// The image written.
+    pub path: PathBuf,
+    /// Title over the plots.
+    pub title: String,
+}
+
+impl Callback for CurvesPlot {
+    fn on_epoch_end(&mut self, _: &Model, history: &History, _: &mut TrainControl) -> Result<()> {
+        plot_training_curves(history, &self.title, &self.path)
+    }
 }
 
 #[cfg(test)]

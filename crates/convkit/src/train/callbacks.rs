@@ -8,7 +8,6 @@ use super::history::History;
 use super::metrics::RunningMetrics;
 use crate::error::Result;
 use crate::model::Model;
-use crate::report::plot_training_curves;
 
 /// What callbacks may change in the loop: stop it, or set the learning rate from the next
 /// step on. Handed to every event.
@@ -143,7 +142,7 @@ pub trait Callback {
 }
 
 /// The settings of a callback that a run description can name
-/// ([`crate::workflows::spec::CallbackSpec`]): they build the callback.
+/// ([`crate::workflows::run_spec::CallbackSpec`]): they build the callback.
 pub trait CallbackSettings {
     /// A fresh callback with these settings.
     fn build(&self) -> Box<dyn Callback>;
@@ -167,21 +166,6 @@ pub struct LatestModel(pub PathBuf);
 impl Callback for LatestModel {
     fn on_epoch_end(&mut self, model: &Model, _: &History, _: &mut TrainControl) -> Result<()> {
         model.save(&self.0)
-    }
-}
-
-/// Redraws the loss and accuracy curves (PNG) after every epoch.
-#[derive(Debug)]
-pub struct CurvesPlot {
-    /// The image written.
-    pub path: PathBuf,
-    /// Title over the plots.
-    pub title: String,
-}
-
-impl Callback for CurvesPlot {
-    fn on_epoch_end(&mut self, _: &Model, history: &History, _: &mut TrainControl) -> Result<()> {
-        plot_training_curves(history, &self.title, &self.path)
     }
 }
 

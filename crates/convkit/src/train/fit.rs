@@ -295,7 +295,8 @@ mod tests {
     use super::*;
     use crate::augment::{FlipMode, RandomFlipSpec};
     use crate::data::Dataset;
-    use crate::nn::{Activation, BatchNormalizationSpec, Sequential};
+    use crate::models::Sequential;
+    use crate::nn::{Activation, BatchNormalizationSpec};
     use crate::train::{BestCheckpoint, EarlyStopping, ReduceLrOnPlateau};
     use tch::{Device, Kind, Tensor};
 

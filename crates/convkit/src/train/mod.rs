@@ -1,4 +1,4 @@
-//! Training: the fit loop, losses, optimizer settings, metrics, callbacks and history.
+//! Training: the fit loop, optimizer settings, metrics, callbacks and history.
 
 pub mod adam;
 pub mod best_checkpoint;
@@ -9,7 +9,6 @@ pub mod evaluate;
 pub mod fit;
 pub mod history;
 pub mod interrupt;
-pub mod loss;
 pub mod metrics;
 pub mod monitor;
 pub mod optimizer;
@@ -17,26 +16,21 @@ pub mod progress;
 pub mod reduce_lr_on_plateau;
 pub mod rmsprop;
 pub mod sample_predictions;
-pub mod tensorboard_log;
 pub mod training_state;
 
 pub use adam::KerasAdam;
 pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
-pub use callbacks::{
-    BatchEnd, Callback, CallbackSettings, CurvesPlot, HistoryCsv, LatestModel, TrainControl,
-};
+pub use callbacks::{BatchEnd, Callback, CallbackSettings, HistoryCsv, LatestModel, TrainControl};
 pub use early_stopping::{EarlyStopping, EarlyStoppingSettings};
 pub use evaluate::Evaluation;
 pub use fit::FitConfig;
 pub use history::{EpochRecord, History};
-pub use loss::Loss;
 pub use monitor::{Monitor, MonitorMode};
 pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
 pub use progress::ProgressBars;
 pub use reduce_lr_on_plateau::{ReduceLrOnPlateau, ReduceLrOnPlateauSettings};
 pub use rmsprop::KerasRmsProp;
 pub use sample_predictions::SamplePredictions;
-pub use tensorboard_log::{LogSplit, TensorBoardLog};
 pub use training_state::{CallbackStates, SavedState, StateDir, TrainingState};
 
 #[cfg(test)]
@@ -78,5 +72,41 @@ pub(crate) mod test_support {
             callback.on_epoch_end(model, &seen, &mut control).unwrap();
         }
         control
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FitConfig;
+    use crate::data::Dataset;
+    use crate::model::Model;
+    use crate::models::Sequential;
+    use crate::nn::{Activation, BatchNormalizationSpec};
+    use tch::{Device, Kind, Tensor};
+
+    #[test]
+    fn fit_moves_the_moving_statistics_of_a_model() {
+        let spec = Sequential::new("bn", [3, 8, 8])
+            .rescaling(1.0 / 255.0)
+            .conv2d(4, 3, Activation::Linear)
+            .add(BatchNormalizationSpec::default())
+            .flatten()
+            .dense(2, Activation::Softmax);
+        let mut model = Model::new(&spec, Device::Cpu, 0).unwrap();
+        let images = Tensor::randint(256, [64, 3, 8, 8], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(2, [64], (Kind::Int64, Device::Cpu));
+        let data = Dataset::new(images, labels, vec!["a".into(), "b".into()]).unwrap();
+        let config = FitConfig {
+            epochs: 2,
+            batch_size: 8,
+            ..FitConfig::default()
+        };
+        model.fit(&data, Some(&data), &config, &mut []).unwrap();
+        let vars = model.var_store().variables();
+        let mean = vars["batch_normalization.running_mean"]
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[]);
+        assert!(mean > 0.0, "the moving mean never moved");
     }
 }

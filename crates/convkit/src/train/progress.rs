@@ -7,26 +7,6 @@ use super::history::{EpochRecord, History};
 use crate::error::Result;
 use crate::model::Model;
 
-/// A bar counting `total` items of a long job (`label` in front, items/s and time left
-/// after), on stderr when `enabled`.
-pub fn count_bar(total: u64, label: &str, enabled: bool) -> ProgressBar {
-    let target = if enabled {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:28.cyan/blue}] {pos}/{len} {per_sec} {elapsed_precise}<{eta_precise}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_owned());
-    bar
-}
-
 /// Progress bars over each epoch's batches and a line per finished epoch, on stderr (the
 /// bars are hidden when stderr is not a terminal). Also says when the learning rate changes.
 #[derive(Debug, Default)]

@@ -221,7 +221,7 @@ impl StateDir {
             if !path.is_file() {
                 continue;
             }
-            let state: TrainingState = crate::workflows::run_dir::read_json(&path)?;
+            let state: TrainingState = crate::json_file::read_json(&path)?;
             if state.format != FORMAT || !(1..=VERSION).contains(&state.version) {
                 return Err(Error::invalid_data(
                     &path,

@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use tch::Device;
 
-use super::run_dir::{read_json, RunDir};
-use super::spec::{DataSource, RunSpec};
+use super::run_dir::RunDir;
+use super::run_spec::{DataSource, RunSpec};
 use crate::data::image_folder::{ImageDecoding, ImageFolder, ImageOptions, SplitFolders};
 use crate::data::mnist::{load_mnist_datasets, locate_mnist};
 use crate::data::{Dataset, ImageDataset};
 use crate::error::{Error, Result};
+use crate::json_file::read_json;
 use crate::model::Model;
 use crate::report::evaluation_report::{write_evaluation_report, EvaluationReport, ReportInput};
 use crate::runtime::Precision;

@@ -143,7 +143,7 @@ pub fn extract_features(
             Err(_) => {}
         }
     }
-    let bar = crate::train::progress::count_bar(data.len() as u64, "features", progress);
+    let bar = crate::progress_bar::count_bar(data.len() as u64, "features", progress);
     let step = batch_size.max(1) as i64;
     let n = data.len() as i64;
     let parts = crate::runtime::inference_mode(|| {

@@ -12,7 +12,7 @@ use crate::model::Model;
 use crate::models::imagenet::{locate_imagenet_classes, read_imagenet_classes};
 use crate::models::pretrained::locate_weights;
 use crate::models::{BackboneArch, BackboneSpec};
-use crate::nn::{LayerSpec, Sequential};
+use crate::models::{LayerSpec, Sequential};
 use crate::runtime::Precision;
 
 /// Side of the images ImageNet classifiers are evaluated on.

@@ -14,7 +14,7 @@ pub mod predict;
 pub mod presets;
 mod process_run_dir;
 pub mod run_dir;
-pub mod spec;
+pub mod run_spec;
 pub mod transfer;
 
 pub use chapter8::{run_chapter8, Chapter8Job, Chapter8Report};
@@ -25,4 +25,4 @@ pub use imagenet_predict::{predict_imagenet, ImagenetPrediction};
 pub use pipeline::{resume, run, RunOptions, RunReport};
 pub use predict::{collect_images, predict_images, predict_images_with, Prediction};
 pub use run_dir::RunDir;
-pub use spec::{RunKind, RunSpec};
+pub use run_spec::{RunKind, RunSpec};

@@ -2,14 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use tch::Device;
 
-use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::Precision;
-use crate::workflows::spec::RunSpec;
+use crate::workflows::run_spec::RunSpec;
 
 /// The standard files of a run folder.
 #[derive(Clone, Debug)]
@@ -180,25 +178,6 @@ impl RunDir {
         model.set_precision(precision.unwrap_or_else(|| self.recorded_precision()));
         Ok(model)
     }
-}
-
-/// Writes `value` as pretty JSON to `path`, atomically.
-pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let mut json = serde_json::to_vec_pretty(value).map_err(|e| Error::Json {
-        path: path.to_owned(),
-        source: e,
-    })?;
-    json.push(b'\n');
-    write_atomic(path, &json)
-}
-
-/// Reads JSON from `path`, naming the file in any error.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Json {
-        path: path.to_owned(),
-        source: e,
-    })
 }
 
 /// The process's peak resident memory so far (Linux `VmHWM`), in bytes.

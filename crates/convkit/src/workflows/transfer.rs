@@ -24,6 +24,8 @@ pub enum TransferMode {
     Features,
 }
 
+crate::names::named_settings!(TransferMode, "transfer mode", ["frozen", "features"]);
+
 /// What feature extraction did, recorded in `metrics.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FeaturesReport {

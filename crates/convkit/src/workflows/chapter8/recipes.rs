@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::augment::chapter_augmentation;
 use crate::error::Result;
+use crate::models::chapter_augmentation;
 use crate::models::BackboneArch;
 use crate::report::chapter8_page::BookFigure;
 use crate::runtime::Precision;
 use crate::workflows::presets;
-use crate::workflows::spec::{ModelSource, RunSpec, Unfreeze};
+use crate::workflows::run_spec::{ModelSource, RunSpec, Unfreeze};
 use crate::workflows::transfer::TransferMode;
 
 /// The workflows' names, in the order they run; each is also its run folder's name.
@@ -154,7 +154,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
     let q = options.quick;
     let precision = options.precision.unwrap_or_default();
     let mut mnist = presets::mnist(out.join("mnist"));
-    if let crate::workflows::spec::DataSource::Mnist { dir, limit } = &mut mnist.data.source {
+    if let crate::workflows::run_spec::DataSource::Mnist { dir, limit } = &mut mnist.data.source {
         *dir = options.mnist_dir.clone();
         *limit = q.then_some(QUICK_MNIST_IMAGES);
     }
@@ -333,7 +333,7 @@ pub fn notes(quick: bool, quick_cats: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::spec::DataSource;
+    use crate::workflows::run_spec::DataSource;
 
     fn options(quick: bool) -> RecipeOptions<'static> {
         RecipeOptions {

@@ -13,6 +13,7 @@ use super::recipes::{chapter_workflows, notes, Recipe, RecipeOptions, Workflow};
 use crate::atomic_file::write_atomic;
 use crate::data::image_folder::{load_image, ImageFolder, ImageOptions};
 use crate::error::{Error, Result};
+use crate::json_file::{read_json, write_json};
 use crate::models::pretrained::locate_weights;
 use crate::models::BackboneArch;
 use crate::report::augmentation_grid;
@@ -22,8 +23,8 @@ use crate::report::chapter8_page::{
 use crate::report::Machine;
 use crate::runtime::Precision;
 use crate::workflows::pipeline::{self, RunOptions, RunReport};
-use crate::workflows::run_dir::{read_json, write_json, RunDir};
-use crate::workflows::spec::{differences, Checkpoint, Compared, RunSpec};
+use crate::workflows::run_dir::RunDir;
+use crate::workflows::run_spec::{differences, Checkpoint, Compared, RunSpec};
 
 /// The file names written into the output folder.
 const PAGE: &str = "chapter8.html";
@@ -503,7 +504,7 @@ pub fn run_chapter8(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::spec::legacy_v1;
+    use crate::workflows::run_spec::legacy_v1;
 
     /// A run folder made before run descriptions were versioned is recognised as the
     /// chapter's workflow when its settings are the recipe's.

@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::models::pretrained::locate_weights;
 use crate::models::{transfer_model, Head, RecipeOptions, TransferOptions};
-use crate::nn::{LayerSpec, Sequential};
-use crate::workflows::spec::{ModelSource, RunSpec, Unfreeze};
+use crate::models::{LayerSpec, Sequential};
+use crate::workflows::run_spec::{ModelSource, RunSpec, Unfreeze};
 
 /// The model `spec` trains for `classes`, and the pretrained weights file it loaded, if
 /// any. Fresh weights are seeded by the fit's seed.

@@ -10,7 +10,7 @@ use crate::data::mnist::{load_mnist_datasets, locate_or_download_mnist, mnist_mi
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::workflows::image_splits::{split_validation, Split, SplitReader};
-use crate::workflows::spec::{DataSource, RunSpec};
+use crate::workflows::run_spec::{DataSource, RunSpec};
 use crate::workflows::Storage;
 
 /// A run's data, loaded.

@@ -12,16 +12,17 @@ use super::run_report::RunReport;
 use crate::data::ImageDataset;
 use crate::device::device_name;
 use crate::error::{Error, Result};
+use crate::json_file::write_json;
 use crate::model::Model;
+use crate::report::{CurvesPlot, TensorBoardLog};
 use crate::train::{
-    BestCheckpoint, Callback, CurvesPlot, Evaluation, FitConfig, History, HistoryCsv, LatestModel,
-    ProgressBars, TensorBoardLog,
+    BestCheckpoint, Callback, Evaluation, FitConfig, History, HistoryCsv, LatestModel, ProgressBars,
 };
 use crate::workflows::features::FeatureCache;
 use crate::workflows::image_splits::Split;
 use crate::workflows::process_run_dir::{check_same_world_size, ProcessRunDir};
-use crate::workflows::run_dir::{peak_rss_bytes, write_json, RunDir};
-use crate::workflows::spec::{Checkpoint, DataSource, Recorded, RunSpec};
+use crate::workflows::run_dir::{peak_rss_bytes, RunDir};
+use crate::workflows::run_spec::{Checkpoint, DataSource, Recorded, RunSpec};
 use crate::workflows::transfer::{fit_on_features, prepare_features};
 
 /// How a run is carried out, beyond what it computes.
@@ -169,7 +170,7 @@ fn execute(
     let fitted = match (spec.model.uses_cached_features(), weights) {
         (true, Some(weights)) => {
             let cache = match &spec.model.source {
-                crate::workflows::spec::ModelSource::Pretrained { features_cache, .. } => {
+                crate::workflows::run_spec::ModelSource::Pretrained { features_cache, .. } => {
                     features_cache.clone().map(FeatureCache::new)
                 }
                 _ => None,

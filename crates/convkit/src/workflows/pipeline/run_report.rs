@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::json_file::read_json;
 use crate::runtime::Precision;
 use crate::train::Evaluation;
-use crate::workflows::run_dir::read_json;
-use crate::workflows::spec::RunKind;
+use crate::workflows::run_spec::RunKind;
 use crate::workflows::transfer::FeaturesReport;
 
 /// The results of a run, of any kind (`metrics.json`).

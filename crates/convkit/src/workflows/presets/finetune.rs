@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::train::Optimizer;
 use crate::workflows::run_dir::RunDir;
-use crate::workflows::spec::{ModelSource, RunKind, RunSpec, Unfreeze};
+use crate::workflows::run_spec::{ModelSource, RunKind, RunSpec, Unfreeze};
 
 /// Fine-tuning of the run in `source` (a run on a pretrained base) as the chapter does it,
 /// writing to `out_dir`: its data, augmentation, callbacks and precision, starting from its

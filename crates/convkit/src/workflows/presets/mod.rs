@@ -1,7 +1,7 @@
 //! The chapter's runs as run descriptions: each preset returns a [`RunSpec`] with the
 //! book's settings, for a front end to adjust and [`super::pipeline::run`] to run.
 //!
-//! [`RunSpec`]: super::spec::RunSpec
+//! [`RunSpec`]: super::run_spec::RunSpec
 
 mod finetune;
 mod mnist;
@@ -14,7 +14,7 @@ pub use train::train;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflows::spec::RunSpec;
+    use crate::workflows::run_spec::RunSpec;
 
     /// What a preset describes is what `run.json` holds and what is read back.
     #[test]
@@ -22,10 +22,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.json");
         let mut train_spec = train("data".into(), "runs/t".into());
-        train_spec.model.augmentation = crate::augment::chapter_augmentation();
+        train_spec.model.augmentation = crate::models::chapter_augmentation();
         train_spec
             .callbacks
-            .push(crate::workflows::spec::CallbackSpec::EarlyStopping(
+            .push(crate::workflows::run_spec::CallbackSpec::EarlyStopping(
                 crate::train::EarlyStoppingSettings {
                     patience: 4,
                     monitor: Default::default(),

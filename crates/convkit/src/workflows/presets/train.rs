@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::models::ScratchModel;
 use crate::runtime::Precision;
 use crate::train::{FitConfig, Optimizer};
-use crate::workflows::spec::{
+use crate::workflows::run_spec::{
     Checkpoint, DataSpec, ModelSource, ModelSpec, OutputSpec, RunKind, RunSpec,
 };
 

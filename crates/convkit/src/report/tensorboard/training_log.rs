@@ -7,15 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tch::Device;
 
-use super::callbacks::{Callback, TrainControl};
-use super::history::History;
 use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::nn::Sequential;
+use crate::models::Sequential;
 use crate::report::augmentation_grid;
 use crate::report::tensorboard::writer::png_size;
 use crate::report::tensorboard::{discard_steps_after, remove_event_files, EventWriter};
+use crate::train::{Callback, History, TrainControl};
 
 /// The two runs of a training's logs, as TensorBoard lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

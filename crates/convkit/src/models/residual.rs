@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn::Path, Tensor};
 
-use super::layer::{Layer, LayerDescription, ParamCounts};
 use super::layer_spec::LayerSpec;
-use super::padding::same_output_len;
 use super::sequential::{chain_shapes, keras_name, NamedLayer};
 use crate::error::{Error, Result};
+use crate::nn::init::glorot_uniform;
+use crate::nn::padding::same_output_len;
+use crate::nn::{Layer, LayerDescription, ParamCounts};
 
 /// Description of a residual block: `block(x) + x`, or `block(x) + projection(x)` when the
 /// block changes the shape. The projection is Xception's: a 1x1 convolution without bias,
@@ -138,7 +139,7 @@ impl LayerDescription for ResidualSpec {
         }
         let projection = match self.projection(input, &output)? {
             Some((filters, stride)) => {
-                let init = super::init::glorot_uniform(input[0], filters);
+                let init = glorot_uniform(input[0], filters);
                 let kernel =
                     vs.sub("projection")
                         .f_var("weight", &[filters, input[0], 1, 1], init)?;
@@ -154,8 +155,8 @@ impl LayerDescription for ResidualSpec {
     }
 
     fn examples() -> Vec<(Self, Vec<i64>)> {
-        use super::{Activation, ActivationSpec, BatchNormalizationSpec, Conv2dSpec};
-        use super::{MaxPool2dSpec, SeparableConv2dSpec};
+        use crate::nn::{Activation, ActivationSpec, BatchNormalizationSpec, Conv2dSpec};
+        use crate::nn::{MaxPool2dSpec, SeparableConv2dSpec};
         let xception = ResidualSpec::new([
             BatchNormalizationSpec::default().into(),
             ActivationSpec {

@@ -1,33 +1,25 @@
 //! The registry of layers: the serialisable description of any layer convkit knows, which
 //! is what a model file stores.
 //!
-//! Adding a layer: write its file (a description implementing
-//! [`LayerDescription`](super::layer::LayerDescription) and a built form implementing
-//! [`Layer`]), then add one line to the `register_layers!` list below. The contract test of
-//! this module then runs the new layer's examples.
+//! Adding a layer: write its file in `nn` (a description implementing [`LayerDescription`]
+//! and a built form implementing [`Layer`]), then add one line to the `register_layers!`
+//! list below. The contract test of this module then runs the new layer's examples.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::Path;
 
-use super::activation::Activation;
-use super::activation_layer::ActivationSpec;
-use super::batch_normalization::BatchNormalizationSpec;
-use super::conv2d::Conv2dSpec;
-use super::dense::DenseSpec;
-use super::dropout::DropoutSpec;
-use super::flatten::FlattenSpec;
-use super::global_average_pooling2d::GlobalAveragePooling2dSpec;
-use super::layer::{Layer, LayerDescription, ParamCounts};
-use super::max_pool2d::MaxPool2dSpec;
-use super::rescaling::RescalingSpec;
+use super::backbone::BackboneSpec;
 use super::residual::ResidualSpec;
-use super::separable_conv2d::SeparableConv2dSpec;
 use crate::augment::{
     RandomContrastSpec, RandomCropSpec, RandomFlipSpec, RandomRotationSpec, RandomTranslationSpec,
     RandomZoomSpec,
 };
 use crate::error::Result;
-use crate::models::BackboneSpec;
+use crate::nn::{
+    Activation, ActivationSpec, BatchNormalizationSpec, Conv2dSpec, DenseSpec, DropoutSpec,
+    FlattenSpec, GlobalAveragePooling2dSpec, Layer, LayerDescription, MaxPool2dSpec, ParamCounts,
+    RescalingSpec, SeparableConv2dSpec,
+};
 
 /// Declares [`LayerSpec`] from `Variant(SpecType) = "json_tag"` lines: the enum, its
 /// dispatch to [`LayerDescription`], the list of tags, every layer's examples, and a `From`
@@ -243,6 +235,127 @@ mod tests {
                 "{what}"
             );
             assert!(!spec.class_name().is_empty() && !spec.name_prefix().is_empty());
+        }
+    }
+
+    /// The JSON of each augmentation layer, as a model file holds it: tag, settings, and the
+    /// defaults of the settings a file leaves out.
+    mod augmentation {
+        use super::*;
+        use crate::augment::{
+            Factor, FillMode, FlipMode, Interpolation, RandomContrastSpec, RandomCropSpec,
+            RandomFlipSpec, RandomRotationSpec, RandomTranslationSpec, RandomZoomSpec,
+        };
+
+        #[test]
+        fn random_contrast_round_trips_through_json() {
+            let spec = LayerSpec::RandomContrast(RandomContrastSpec {
+                value_range: (0.0, 1.0),
+                ..RandomContrastSpec::new((0.1, 0.3))
+            });
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
+            let short: LayerSpec =
+                serde_json::from_str(r#"{"type":"random_contrast","factor":0.2}"#).unwrap();
+            assert_eq!(
+                short,
+                LayerSpec::RandomContrast(RandomContrastSpec::new(0.2))
+            );
+            assert_eq!(short.class_name(), "RandomContrast");
+            assert_eq!(short.name_prefix(), "random_contrast");
+            assert_eq!(short.output_shape(&[3, 4, 4]).unwrap(), [3, 4, 4]);
+        }
+
+        #[test]
+        fn random_crop_round_trips_through_json() {
+            let spec = LayerSpec::RandomCrop(RandomCropSpec::new(150, 160));
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(json, r#"{"type":"random_crop","height":150,"width":160}"#);
+            assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
+            assert_eq!(spec.class_name(), "RandomCrop");
+            assert_eq!(spec.name_prefix(), "random_crop");
+            assert_eq!(spec.output_shape(&[3, 180, 180]).unwrap(), [3, 150, 160]);
+            assert_eq!(spec.param_counts(&[3, 180, 180]).unwrap().total(), 0);
+        }
+
+        #[test]
+        fn random_flip_round_trips_through_json() {
+            let spec = LayerSpec::RandomFlip(RandomFlipSpec::new(FlipMode::Horizontal));
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(json, r#"{"type":"random_flip","mode":"horizontal"}"#);
+            assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
+            let default: LayerSpec = serde_json::from_str(r#"{"type":"random_flip"}"#).unwrap();
+            assert_eq!(
+                default,
+                LayerSpec::RandomFlip(RandomFlipSpec::new(FlipMode::HorizontalAndVertical))
+            );
+            assert_eq!(spec.class_name(), "RandomFlip");
+            assert_eq!(spec.name_prefix(), "random_flip");
+            assert_eq!(spec.output_shape(&[3, 5, 7]).unwrap(), [3, 5, 7]);
+            assert_eq!(spec.param_counts(&[3, 5, 7]).unwrap().total(), 0);
+            assert!(spec.output_shape(&[5, 7]).is_err());
+        }
+
+        #[test]
+        fn random_rotation_round_trips_through_json() {
+            let spec = LayerSpec::RandomRotation(RandomRotationSpec {
+                fill_mode: FillMode::Wrap,
+                ..RandomRotationSpec::new((-0.2, 0.3))
+            });
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
+            let short: LayerSpec =
+                serde_json::from_str(r#"{"type":"random_rotation","factor":0.1}"#).unwrap();
+            assert_eq!(
+                short,
+                LayerSpec::RandomRotation(RandomRotationSpec::new(0.1))
+            );
+            assert_eq!(short.class_name(), "RandomRotation");
+            assert_eq!(short.name_prefix(), "random_rotation");
+            assert_eq!(short.output_shape(&[3, 5, 7]).unwrap(), [3, 5, 7]);
+        }
+
+        #[test]
+        fn random_translation_round_trips_through_json() {
+            let spec = LayerSpec::RandomTranslation(RandomTranslationSpec {
+                fill_mode: FillMode::Nearest,
+                interpolation: Interpolation::Nearest,
+                ..RandomTranslationSpec::new((-0.1, 0.2), 0.3)
+            });
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
+            let short: LayerSpec = serde_json::from_str(
+                r#"{"type":"random_translation","height_factor":0.1,"width_factor":[-0.2,0.2]}"#,
+            )
+            .unwrap();
+            assert_eq!(
+                short,
+                LayerSpec::RandomTranslation(RandomTranslationSpec::new(0.1, (-0.2, 0.2)))
+            );
+            assert_eq!(short.class_name(), "RandomTranslation");
+            assert_eq!(short.name_prefix(), "random_translation");
+            assert!(serde_json::from_str::<LayerSpec>(
+                r#"{"type":"random_translation","height_factor":0.1}"#
+            )
+            .is_err());
+        }
+
+        #[test]
+        fn random_zoom_round_trips_through_json() {
+            let spec = LayerSpec::RandomZoom(RandomZoomSpec {
+                width_factor: Some(Factor::Range(-0.1, 0.3)),
+                fill_mode: FillMode::Constant,
+                fill_value: 127.5,
+                ..RandomZoomSpec::new(0.2)
+            });
+            let json = serde_json::to_string(&spec).unwrap();
+            assert_eq!(serde_json::from_str::<LayerSpec>(&json).unwrap(), spec);
+            let short: LayerSpec =
+                serde_json::from_str(r#"{"type":"random_zoom","height_factor":0.2}"#).unwrap();
+            assert_eq!(short, LayerSpec::RandomZoom(RandomZoomSpec::new(0.2)));
+            assert_eq!(short.class_name(), "RandomZoom");
+            assert_eq!(short.name_prefix(), "random_zoom");
+            assert_eq!(short.output_shape(&[1, 4, 6]).unwrap(), [1, 4, 6]);
         }
     }
 }

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
+use super::activation::Activation;
 use crate::error::{Error, Result};
-use crate::nn::Activation;
 
 /// A classification loss. Both work on logits, which equals Keras' loss on the softmax or
 /// sigmoid output without its clipping of probabilities.

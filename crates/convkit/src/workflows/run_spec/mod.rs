@@ -4,13 +4,15 @@
 
 pub mod callback_spec;
 pub mod data_spec;
+pub mod description;
 pub mod differences;
 pub mod legacy_v1;
 pub mod model_spec;
-pub mod run_spec;
 
 pub use callback_spec::CallbackSpec;
 pub use data_spec::{DataSource, DataSpec, Decoding, StorageSpec};
+pub use description::{
+    Checkpoint, OutputSpec, Recorded, RunKind, RunSpec, RUN_FORMAT, RUN_VERSION,
+};
 pub use differences::{differences, Compared, Difference};
 pub use model_spec::{ModelSource, ModelSpec, Unfreeze};
-pub use run_spec::{Checkpoint, OutputSpec, Recorded, RunKind, RunSpec, RUN_FORMAT, RUN_VERSION};

@@ -2,17 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::activation::Activation;
-use super::conv2d::Conv2dSpec;
-use super::dense::DenseSpec;
-use super::dropout::DropoutSpec;
-use super::flatten::FlattenSpec;
-use super::global_average_pooling2d::GlobalAveragePooling2dSpec;
-use super::layer::ParamCounts;
 use super::layer_spec::LayerSpec;
-use super::max_pool2d::MaxPool2dSpec;
-use super::rescaling::RescalingSpec;
 use crate::error::{Error, Result};
+use crate::nn::{
+    Activation, Conv2dSpec, DenseSpec, DropoutSpec, FlattenSpec, GlobalAveragePooling2dSpec,
+    MaxPool2dSpec, ParamCounts, RescalingSpec,
+};
 
 /// A layer of a [`Sequential`] with its name; the name prefixes its parameters
 /// (`conv2d_1.weight`).
@@ -57,10 +52,11 @@ pub(crate) fn chain_shapes(layers: &[NamedLayer], input: &[i64]) -> Result<Vec<V
 }
 
 /// The architecture of a sequential model: an input shape and layers, serialisable to the
-/// JSON that a saved model carries. Build it into a trainable [`crate::Model`].
+/// JSON that a saved model carries. Build it into a trainable `Model` (`convkit::Model::new`).
 ///
 /// ```
-/// use convkit::nn::{Activation, Sequential};
+/// use convkit::models::Sequential;
+/// use convkit::nn::Activation;
 ///
 /// let spec = Sequential::new("mnist_convnet", [1, 28, 28])
 ///     .rescaling(1.0 / 255.0)
@@ -183,7 +179,7 @@ impl Sequential {
 
     /// The final activation when it turns logits into probabilities (softmax or sigmoid).
     /// A built model leaves it out of training, where the loss works on logits, and applies
-    /// it in [`crate::Model::predict`].
+    /// it in `Model::predict`.
     pub fn output_activation(&self) -> Activation {
         match self.layers.last().and_then(|l| l.spec.activation()) {
             Some(a) if a.is_probabilistic() => a,

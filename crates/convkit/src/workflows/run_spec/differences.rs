@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::run_spec::RunSpec;
+use super::description::RunSpec;
 
 /// Where things are and how a run was found, rather than what it computes: never a
 /// difference between two runs of the same recipe.

@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use super::callback_spec::CallbackSpec;
 use super::data_spec::{DataSource, DataSpec, Decoding, StorageSpec};
+use super::description::{Checkpoint, OutputSpec, Recorded, RunKind, RunSpec};
 use super::model_spec::{ModelSource, ModelSpec, Unfreeze};
-use super::run_spec::{Checkpoint, OutputSpec, Recorded, RunKind, RunSpec};
 use crate::error::{Error, Result};
+use crate::models::LayerSpec;
 use crate::models::{BackboneArch, Head, ScratchModel};
-use crate::nn::LayerSpec;
 use crate::runtime::Precision;
 use crate::train::{EarlyStoppingSettings, FitConfig, Optimizer, ReduceLrOnPlateauSettings};
 use crate::workflows::transfer::TransferMode;
@@ -255,7 +255,7 @@ fn train(run: TrainRun) -> RunSpec {
 mod tests {
     use super::*;
     use crate::workflows::presets;
-    use crate::workflows::spec::{differences, Compared};
+    use crate::workflows::run_spec::{differences, Compared};
 
     fn fixture(run: &str) -> RunSpec {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::LayerSpec;
 use crate::models::{BackboneArch, Head, ScratchModel};
-use crate::nn::LayerSpec;
 use crate::workflows::transfer::TransferMode;
 
 /// Which layers of a pretrained base train too.

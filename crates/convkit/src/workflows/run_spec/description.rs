@@ -11,9 +11,9 @@ use super::callback_spec::CallbackSpec;
 use super::data_spec::{DataSource, DataSpec};
 use super::model_spec::{ModelSource, ModelSpec};
 use crate::error::{Error, Result};
+use crate::json_file::{read_json, write_json};
 use crate::runtime::Precision;
 use crate::train::FitConfig;
-use crate::workflows::run_dir::{read_json, write_json};
 
 /// The `format` of every `run.json` convkit writes.
 pub const RUN_FORMAT: &str = "convkit-run";
