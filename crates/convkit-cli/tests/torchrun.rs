@@ -169,3 +169,87 @@ fn a_killed_rank_fails_the_other_naming_it() {
     assert!(stderr.contains("rank 1"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A 2-process run started with `--quiet`, killed (both ranks, SIGKILL) after its first
+/// epoch, resumes without `--quiet`: rank 0 shows progress, rank 1 never does, and the
+/// states of the callbacks that keep one (early stopping, the best checkpoint) are matched
+/// by name on every rank.
+#[test]
+fn a_two_process_run_resumes_without_quiet() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cats");
+    common::cats_slice(&shared_data, &data, 24, 12);
+    let run = dir.path().join("run");
+    let spawn = |rank: usize, port: &str, args: &[&str]| {
+        convkit()
+            .current_dir(dir.path())
+            .env("TMPDIR", dir.path())
+            .env("RANK", rank.to_string())
+            .env("LOCAL_RANK", rank.to_string())
+            .env("WORLD_SIZE", "2")
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", port)
+            .args(["--device", "cpu", "--threads", "1", "--dist-timeout", "30"])
+            .arg("train")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let data_arg = data.display().to_string();
+    let run_arg = run.display().to_string();
+    let fresh = [
+        "--data",
+        &data_arg,
+        "--image-size",
+        "80",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "3",
+        "--early-stopping",
+        "5",
+        "--quiet",
+        "--out",
+        &run_arg,
+    ];
+    let port = free_port().to_string();
+    let mut ranks = [spawn(0, &port, &fresh), spawn(1, &port, &fresh)];
+    let start = Instant::now();
+    while !run.join("state/epoch-0001/state.json").is_file() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the first epoch was never saved"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for rank in &mut ranks {
+        rank.kill().unwrap();
+        rank.wait().unwrap();
+    }
+    let port = free_port().to_string();
+    let resume = ["--resume", &run_arg];
+    let resumed = [spawn(0, &port, &resume), spawn(1, &port, &resume)];
+    let mut said = Vec::new();
+    for rank in resumed {
+        let output = rank.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        said.push(stderr);
+    }
+    assert!(
+        said[0].contains("Epoch 3/3"),
+        "rank 0 shows progress:\n{}",
+        said[0]
+    );
+    assert!(
+        !said[1].contains("Epoch"),
+        "rank 1 stays quiet:\n{}",
+        said[1]
+    );
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["epochs"], 3);
+}

@@ -158,6 +158,11 @@ pub fn run(args: Chapter8Args, device: &str, precision: Option<Precision>) -> an
             if let Some(data) = &job.data_dir {
                 command.push_str(&format!(" --data {}", data.display()));
             }
+            // The workflows still to come must train as the finished ones did.
+            if let Some(precision) = job.precision {
+                command.push_str(&format!(" --precision {precision}"));
+            }
+            command.push_str(&super::same_threads());
             return Err(super::Interrupted(format!(
                 "{err} (workflow {}).\nThe finished workflows are kept; continue the chapter \
                  with:\n  {command}",

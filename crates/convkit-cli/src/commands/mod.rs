@@ -185,14 +185,21 @@ impl TrainingCommand<'_> {
                 Ok(None)
             }
             Err(err @ convkit::Error::Interrupted { .. }) => Err(Interrupted(format!(
-                "{err}.\nContinue the run with:\n  convkit {} --resume {}",
+                "{err}.\nContinue the run with:\n  convkit {} --resume {}{}",
                 self.kind.command(),
-                run_dir.display()
+                run_dir.display(),
+                same_threads()
             ))
             .into()),
             Err(err) => Err(anyhow::Error::new(err).context(self.context.to_owned())),
         }
     }
+}
+
+/// ` --threads N`: a resumed run is bit-identical to one left alone only with the same
+/// thread count.
+pub fn same_threads() -> String {
+    format!(" --threads {}", convkit::tch::get_num_threads().max(1))
 }
 
 /// Prints a run's results: as one JSON object with `json`, else as a few lines.
@@ -302,10 +309,10 @@ mod tests {
                 .map(|a| a.get_id().as_str())
                 .filter(|id| !NOT_SETTINGS.contains(id))
                 .collect();
-            for path in setting_paths(&ids, paths) {
-                assert!(
-                    path.contains('.'),
-                    "{name}: the argument `{path}` names no setting of a run description"
+            for (id, path) in ids.iter().zip(setting_paths(&ids, paths)) {
+                assert_ne!(
+                    *id, path,
+                    "{name}: the argument `{id}` names no setting of a run description"
                 );
             }
         }
