@@ -235,7 +235,7 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
         accuracy > 0.90,
         "1 epoch on 6,000 images should pass 90%, got {accuracy}"
     );
-    assert_eq!(metrics["test_count"], 10_000);
+    assert_eq!(metrics["test"]["count"], 10_000);
     assert_eq!(metrics["params"], 104_202);
     for file in [
         "model.safetensors",
@@ -306,7 +306,7 @@ fn mnist_learns_in_bf16_and_evaluate_keeps_the_precision() {
     assert_eq!(metrics["precision"], "bf16");
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
-    assert_eq!(run["precision"], "bf16");
+    assert_eq!(run["recorded"]["precision"], "bf16");
     assert_eq!(run["fit"]["precision"], "bf16");
     // the run's own precision by default: the same score again
     let evaluated = json(&run_ok(

@@ -104,7 +104,7 @@ fn mnist_under_torchrun_writes_one_run_folder_that_records_the_world_size() {
     assert_eq!(report["out_dir"].as_str().unwrap(), out.to_str().unwrap());
     let config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
-    assert_eq!(config["world_size"], 2, "{config}");
+    assert_eq!(config["recorded"]["world_size"], 2, "{config}");
     assert!(out.join("model.safetensors").is_file() && out.join("metrics.json").is_file());
     // Nothing else was written: no second run folder, no scratch folder left.
     let entries: Vec<_> = std::fs::read_dir(dir.path())

@@ -58,7 +58,7 @@ struct PendingImage {
 /// A run that starts at epoch 1 replaces the logs of an earlier run in the same folder.
 ///
 /// ```no_run
-/// # use convkit::{data::Dataset, train::{FitConfig, TensorBoardLog}, Model};
+/// # use convkit::{data::Dataset, report::TensorBoardLog, train::FitConfig, Model};
 /// # fn main() -> convkit::Result<()> {
 /// # let (mut model, train, validation): (Model, Dataset, Dataset) = unimplemented!();
 /// let mut tensorboard = TensorBoardLog::for_run(std::path::Path::new("runs/a"));
