@@ -13,7 +13,7 @@
 //!
 //! Workloads:
 //! - `a`: a training step of the MNIST convnet (forward, loss, backward, RMSprop), batch 64,
-//!   synthetic input, through the same code as `Model::fit`.
+//!   synthetic input, through the same code as `train::fit`.
 //! - `a_inf`: MNIST convnet inference, batch 64.
 //! - `b`: a training step of the chapter's cats-vs-dogs convnet, 180x180x3, batch 32.
 //! - `c [--backbone NAME] [--size N]`: inference of a pretrained network's convolutional

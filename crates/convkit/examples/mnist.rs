@@ -45,14 +45,15 @@ fn main() -> convkit::Result<()> {
         precision: Some(precision),
         ..FitConfig::default()
     };
-    model.fit(
+    convkit::train::fit(
+        &mut model,
         &train.take(limit),
         None,
         &config,
         &mut [&mut ProgressBars::new()],
     )?;
 
-    let result = model.evaluate(&test, 1000)?;
+    let result = convkit::train::evaluate(&model, &test, 1000)?;
     println!(
         "test accuracy {:.4}, loss {:.4} ({})",
         result.accuracy,

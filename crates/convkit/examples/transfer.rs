@@ -62,7 +62,8 @@ fn main() -> convkit::Result<()> {
         epochs,
         ..FitConfig::default()
     };
-    splits.head.fit(
+    convkit::train::fit(
+        &mut splits.head,
         &splits.train,
         Some(&splits.validation),
         &config,
@@ -71,7 +72,7 @@ fn main() -> convkit::Result<()> {
     model.copy_parameters_from(&splits.head)?;
     println!(
         "head on features: validation accuracy {:.4}",
-        model.evaluate(&validation, 32)?.accuracy
+        convkit::train::evaluate(&model, &validation, 32)?.accuracy
     );
 
     // Fine-tuning: unfreeze the base's last two layers, RMSprop at 1e-5, end to end
@@ -81,7 +82,8 @@ fn main() -> convkit::Result<()> {
         optimizer: Optimizer::rmsprop().with_learning_rate(1e-5),
         ..FitConfig::default()
     };
-    model.fit(
+    convkit::train::fit(
+        &mut model,
         &train,
         Some(&validation),
         &config,
@@ -89,7 +91,7 @@ fn main() -> convkit::Result<()> {
     )?;
     println!(
         "fine-tuned: validation accuracy {:.4}",
-        model.evaluate(&validation, 32)?.accuracy
+        convkit::train::evaluate(&model, &validation, 32)?.accuracy
     );
     Ok(())
 }

@@ -1,19 +1,19 @@
 //! convkit: convolutional networks for image classification, on libtorch.
 //!
-//! The library behind the `convkit` command. A model is described as a [`models::Sequential`]
-//! (serialisable, with shapes and parameter counts known before anything is built), built
-//! into a [`Model`], trained with [`Model::fit`], measured with [`Model::evaluate`] and
-//! used with [`Model::predict`]:
+//! The library behind the `convkit` command. A model is described as a
+//! [`models::Sequential`] (serialisable, with shapes and parameter counts known before
+//! anything is built), built into a [`Model`] (its whole API in `model.rs`), trained with
+//! [`train::fit`], measured with [`train::evaluate`] and used with [`Model::predict`]:
 //!
 //! ```no_run
-//! use convkit::{data::mnist, models, train::{FitConfig, ProgressBars}, Model};
+//! use convkit::{data::mnist, models, train::{self, FitConfig, ProgressBars}, Model};
 //!
 //! # fn main() -> convkit::Result<()> {
 //! let (train, test) = mnist::load_mnist_datasets(&mnist::locate_mnist(None)?)?;
 //! let mut model = Model::new(&models::mnist_convnet(), convkit::device::parse_device("auto")?, 1)?;
 //! let config = FitConfig { epochs: 5, batch_size: 64, ..FitConfig::default() };
-//! model.fit(&train, None, &config, &mut [&mut ProgressBars::new()])?;
-//! println!("test accuracy: {:.4}", model.evaluate(&test, 1000)?.accuracy);
+//! train::fit(&mut model, &train, None, &config, &mut [&mut ProgressBars::new()])?;
+//! println!("test accuracy: {:.4}", train::evaluate(&model, &test, 1000)?.accuracy);
 //! # Ok(()) }
 //! ```
 //!

@@ -32,8 +32,8 @@ fn trains_and_evaluates_on_cuda_like_on_cpu() {
     };
     let mut gpu = Model::new(&mnist_convnet(), device, 3).unwrap();
     let mut cpu = Model::new(&mnist_convnet(), Device::Cpu, 3).unwrap();
-    let h_gpu = gpu.fit(&data, Some(&data), &config, &mut []).unwrap();
-    let h_cpu = cpu.fit(&data, Some(&data), &config, &mut []).unwrap();
+    let h_gpu = convkit::train::fit(&mut gpu, &data, Some(&data), &config, &mut []).unwrap();
+    let h_cpu = convkit::train::fit(&mut cpu, &data, Some(&data), &config, &mut []).unwrap();
     let (g, c) = (h_gpu.last().unwrap(), h_cpu.last().unwrap());
     assert!(
         (g.loss - c.loss).abs() < 1e-3,
@@ -46,8 +46,8 @@ fn trains_and_evaluates_on_cuda_like_on_cpu() {
     let dir = tempfile::tempdir().unwrap();
     gpu.save(&dir.path().join("m.safetensors")).unwrap();
     let back = Model::load(&dir.path().join("m.safetensors"), Device::Cpu).unwrap();
-    let e_back = back.evaluate(&data, 100).unwrap();
-    let e_gpu = gpu.evaluate(&data, 100).unwrap();
+    let e_back = convkit::train::evaluate(&back, &data, 100).unwrap();
+    let e_gpu = convkit::train::evaluate(&gpu, &data, 100).unwrap();
     assert!((e_back.loss - e_gpu.loss).abs() < 1e-4);
 }
 
@@ -77,7 +77,8 @@ fn bf16_on_cuda_follows_the_compute_capability() {
             precision: Some(precision),
             ..FitConfig::default()
         };
-        let history = model.fit(&data, Some(&data), &config, &mut []).unwrap();
+        let history =
+            convkit::train::fit(&mut model, &data, Some(&data), &config, &mut []).unwrap();
         assert!(model
             .var_store()
             .variables()

@@ -53,9 +53,8 @@ fn train(batch_size: usize, epochs: usize, state_dir: Option<PathBuf>) -> (Model
         precision: None,
         state_dir,
     };
-    let history = model
-        .fit(&data(1), Some(&data(2)), &config, &mut [])
-        .unwrap();
+    let history =
+        convkit::train::fit(&mut model, &data(1), Some(&data(2)), &config, &mut []).unwrap();
     (model, history)
 }
 

@@ -77,7 +77,7 @@ struct Measured {
     epoch_s: f64,
     epoch_peak_growth: u64,
     peak: u64,
-    /// One epoch of `Model::fit` (a small convnet) over the cache.
+    /// One epoch of `train::fit` (a small convnet) over the cache.
     fit_s: f64,
     /// VmHWM after it.
     peak_after_fit: u64,
@@ -102,7 +102,7 @@ fn fit_one_epoch(data: &DiskDataset) -> f64 {
         batch_size: 32,
         ..FitConfig::default()
     };
-    let history = model.fit(data, None, &config, &mut []).unwrap();
+    let history = convkit::train::fit(&mut model, data, None, &config, &mut []).unwrap();
     assert_eq!(history.epochs.len(), 1);
     started.elapsed().as_secs_f64()
 }

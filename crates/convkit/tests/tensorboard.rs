@@ -145,9 +145,7 @@ fn a_resumed_fit_logs_each_epoch_once() {
             .unwrap();
         let mut history = HistoryCsv(run.path().join("history.csv"));
         let mut callbacks: Vec<&mut dyn Callback> = vec![&mut history, &mut tensorboard];
-        model
-            .fit(&data, Some(&data), &config, &mut callbacks)
-            .unwrap()
+        convkit::train::fit(&mut model, &data, Some(&data), &config, &mut callbacks).unwrap()
     };
     fit(3);
     let saved = run.path().join("state-after-3");

@@ -33,7 +33,7 @@ fn a_fine_tuning_step_changes_only_the_unfrozen_parameters() {
         batch_size: 8,
         ..FitConfig::default()
     };
-    model.fit(&data, None, &config, &mut []).unwrap();
+    convkit::train::fit(&mut model, &data, None, &config, &mut []).unwrap();
     let after = model.var_store().variables();
     let mut changed = Vec::new();
     for (name, old) in &before {

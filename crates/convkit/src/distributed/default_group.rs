@@ -1,4 +1,4 @@
-//! The process group that `Model::fit` and `Model::evaluate` use, as
+//! The process group that `train::fit` and `train::evaluate` use, as
 //! PyTorch's default process group (`torch.distributed.init_process_group`): joined once,
 //! used by every `fit` that follows. It belongs to the thread that joined it (in practice
 //! the main thread), since a group is used from one thread at a time.

@@ -7,7 +7,7 @@
 //! backward pass averages the gradients ([`average_gradients`]). A rank that dies or hangs
 //! makes the others fail within the timeout, with an [`Error::Distributed`] naming it.
 //!
-//! `Model::fit` does all of that by itself once the process has joined a default
+//! `train::fit` does all of that by itself once the process has joined a default
 //! group ([`init_from_env`], as PyTorch's `init_process_group`): it shards each epoch's
 //! seeded order as `DistributedSampler` does, averages the gradients before every update,
 //! reduces loss and accuracy over the ranks, and only rank 0 writes the state. The batch

@@ -1,4 +1,4 @@
-//! What [`Model::fit`] does differently when several processes train one model together
+//! What [`train::fit`](crate::train::fit) does differently when several processes train one model together
 //! (data parallel, as PyTorch's `DistributedDataParallel`): every process starts from rank
 //! 0's weights (and rank 0's saved state when the run resumes), trains on its shard of each
 //! epoch's seeded order, averages the gradients with the others before every update, and
@@ -165,7 +165,7 @@ impl<'g> DataParallel<'g> {
         let mut sums = if part.is_empty() {
             [0.0; 3]
         } else {
-            let e = model.evaluate_samples(data, Some(part), batch_size)?;
+            let e = super::evaluate::evaluate_samples(model, data, Some(part), batch_size)?;
             let n = e.count as f64;
             [e.loss * n, e.accuracy * n, n]
         };

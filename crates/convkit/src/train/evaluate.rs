@@ -7,7 +7,7 @@ use crate::data::ImageDataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
 
-/// The result of [`Model::evaluate`].
+/// The result of [`train::evaluate`](crate::train::evaluate).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Mean loss per sample.
@@ -18,57 +18,55 @@ pub struct Evaluation {
     pub count: usize,
 }
 
-impl Model {
-    /// Evaluates the model on `data` at inference (no dropout, no augmentation, libtorch's
-    /// inference mode), in batches of `batch_size`, in the model's precision.
-    ///
-    /// In a data-parallel run ([`crate::distributed`]) every process evaluates its part of
-    /// `data` and all get the result over the whole of it: every process must call it.
-    pub fn evaluate(&self, data: &dyn ImageDataset, batch_size: usize) -> Result<Evaluation> {
-        if data.is_empty() {
-            return Err(Error::InvalidConfig(
-                "cannot evaluate on an empty dataset".into(),
-            ));
-        }
-        match crate::distributed::default_group() {
-            Some(group) if group.world_size() > 1 => {
-                super::data_parallel::DataParallel::new(&group).evaluate(self, data, batch_size)
-            }
-            _ => self.evaluate_samples(data, None, batch_size),
-        }
+/// Evaluates the model on `data` at inference (no dropout, no augmentation, libtorch's
+/// inference mode), in batches of `batch_size`, in the model's precision.
+///
+/// In a data-parallel run ([`crate::distributed`]) every process evaluates its part of
+/// `data` and all get the result over the whole of it: every process must call it.
+pub fn evaluate(model: &Model, data: &dyn ImageDataset, batch_size: usize) -> Result<Evaluation> {
+    if data.is_empty() {
+        return Err(Error::InvalidConfig(
+            "cannot evaluate on an empty dataset".into(),
+        ));
     }
+    match crate::distributed::default_group() {
+        Some(group) if group.world_size() > 1 => {
+            super::data_parallel::DataParallel::new(&group).evaluate(model, data, batch_size)
+        }
+        _ => evaluate_samples(model, data, None, batch_size),
+    }
+}
 
-    /// [`Model::evaluate`] over the samples at `order` (all when `None`); no sample gives a
-    /// count of 0 and NaN means.
-    pub(crate) fn evaluate_samples(
-        &self,
-        data: &dyn ImageDataset,
-        order: Option<Vec<i64>>,
-        batch_size: usize,
-    ) -> Result<Evaluation> {
-        self.check_input(data)?;
-        let loss = self.loss()?;
-        let _guard = crate::runtime::InferenceMode::new();
-        let device = self.device();
-        let mut metrics = RunningMetrics::new(device);
-        for batch in data.batches_in(order, batch_size) {
-            let batch = batch?;
-            let (images, labels) = (
-                batch.images.to_device(device),
-                batch.labels.to_device(device),
-            );
-            let logits = self.forward(&images, false);
-            metrics.add(
-                &loss.sum(&logits, &labels),
-                &loss.correct(&logits, &labels),
-                labels.size()[0] as usize,
-            );
-        }
-        let (loss, accuracy) = metrics.read();
-        Ok(Evaluation {
-            loss,
-            accuracy,
-            count: metrics.count(),
-        })
+/// [`train::evaluate`](crate::train::evaluate) over the samples at `order` (all when `None`); no sample gives a
+/// count of 0 and NaN means.
+pub(crate) fn evaluate_samples(
+    model: &Model,
+    data: &dyn ImageDataset,
+    order: Option<Vec<i64>>,
+    batch_size: usize,
+) -> Result<Evaluation> {
+    model.check_input(data)?;
+    let loss = model.loss()?;
+    let _guard = crate::runtime::InferenceMode::new();
+    let device = model.device();
+    let mut metrics = RunningMetrics::new(device);
+    for batch in data.batches_in(order, batch_size) {
+        let batch = batch?;
+        let (images, labels) = (
+            batch.images.to_device(device),
+            batch.labels.to_device(device),
+        );
+        let logits = model.forward(&images, false);
+        metrics.add(
+            &loss.sum(&logits, &labels),
+            &loss.correct(&logits, &labels),
+            labels.size()[0] as usize,
+        );
     }
+    let (loss, accuracy) = metrics.read();
+    Ok(Evaluation {
+        loss,
+        accuracy,
+        count: metrics.count(),
+    })
 }

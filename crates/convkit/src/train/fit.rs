@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::Precision;
 
-/// Settings of [`Model::fit`]. The defaults are Keras': 1 epoch, batches of 32, RMSprop.
+/// Settings of [`train::fit`](crate::train::fit). The defaults are Keras': 1 epoch, batches of 32, RMSprop.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitConfig {
     /// Passes over the training data.
@@ -56,228 +56,231 @@ impl Default for FitConfig {
     }
 }
 
-impl Model {
-    /// Trains the model on `train` for `config.epochs` epochs and, after each epoch,
-    /// evaluates it on `validation` (when given) and runs the callbacks. Returns the
-    /// history; stops early when a callback asks.
-    ///
-    /// With a [`FitConfig::state_dir`], the state after each epoch (weights, optimizer,
-    /// learning rate, callbacks, history) is written there, and a state found there at the
-    /// start is continued: the run ends with exactly the weights and history of an
-    /// uninterrupted one (same device, thread count and precision). The callbacks that keep
-    /// state must be the same (matched by [`Callback::name`]); those that only show things
-    /// may differ. A Ctrl-C ([`super::interrupt`]) stops at the next batch
-    /// with [`Error::Interrupted`].
-    ///
-    /// When this process belongs to a data-parallel run ([`crate::distributed`]'s default
-    /// group), every process trains on its shard of each epoch's seeded order (as PyTorch's
-    /// `DistributedSampler` shards it), the gradients are averaged over the processes before
-    /// every update, loss and accuracy are summed over all of them, and only rank 0 writes
-    /// the state; a resumed run takes rank 0's state. Every process must call `fit` with the
-    /// same data, settings and callbacks, and ends with the same weights and history.
-    ///
-    /// ```no_run
-    /// # use convkit::{data::Dataset, models, train::FitConfig, Model};
-    /// # fn main() -> convkit::Result<()> {
-    /// # let (train, test): (Dataset, Dataset) = unimplemented!();
-    /// let mut model = Model::new(&models::mnist_convnet(), tch::Device::Cpu, 1)?;
-    /// let config = FitConfig { epochs: 5, batch_size: 64, ..FitConfig::default() };
-    /// let history = model.fit(&train, None, &config, &mut [])?;
-    /// println!("test accuracy {:.4}", model.evaluate(&test, 1000)?.accuracy);
-    /// # Ok(()) }
-    /// ```
-    pub fn fit(
-        &mut self,
-        train: &dyn ImageDataset,
-        validation: Option<&dyn ImageDataset>,
-        config: &FitConfig,
-        callbacks: &mut [&mut dyn Callback],
-    ) -> Result<History> {
-        let group = crate::distributed::default_group();
-        let parallel = group.as_deref().map(DataParallel::new);
-        self.fit_with(train, validation, config, callbacks, parallel.as_ref())
-    }
+/// Trains the model on `train` for `config.epochs` epochs and, after each epoch,
+/// evaluates it on `validation` (when given) and runs the callbacks. Returns the
+/// history; stops early when a callback asks.
+///
+/// With a [`FitConfig::state_dir`], the state after each epoch (weights, optimizer,
+/// learning rate, callbacks, history) is written there, and a state found there at the
+/// start is continued: the run ends with exactly the weights and history of an
+/// uninterrupted one (same device, thread count and precision). The callbacks that keep
+/// state must be the same (matched by [`Callback::name`]); those that only show things
+/// may differ. A Ctrl-C ([`super::interrupt`]) stops at the next batch
+/// with [`Error::Interrupted`].
+///
+/// When this process belongs to a data-parallel run ([`crate::distributed`]'s default
+/// group), every process trains on its shard of each epoch's seeded order (as PyTorch's
+/// `DistributedSampler` shards it), the gradients are averaged over the processes before
+/// every update, loss and accuracy are summed over all of them, and only rank 0 writes
+/// the state; a resumed run takes rank 0's state. Every process must call `fit` with the
+/// same data, settings and callbacks, and ends with the same weights and history.
+///
+/// ```no_run
+/// # use convkit::{data::Dataset, models, train::FitConfig, Model};
+/// # fn main() -> convkit::Result<()> {
+/// # let (train, test): (Dataset, Dataset) = unimplemented!();
+/// let mut model = Model::new(&models::mnist_convnet(), tch::Device::Cpu, 1)?;
+/// let config = FitConfig { epochs: 5, batch_size: 64, ..FitConfig::default() };
+/// let history = convkit::train::fit(&mut model, &train, None, &config, &mut [])?;
+/// println!("test accuracy {:.4}", convkit::train::evaluate(&model, &test, 1000)?.accuracy);
+/// # Ok(()) }
+/// ```
+pub fn fit(
+    model: &mut Model,
+    train: &dyn ImageDataset,
+    validation: Option<&dyn ImageDataset>,
+    config: &FitConfig,
+    callbacks: &mut [&mut dyn Callback],
+) -> Result<History> {
+    let group = crate::distributed::default_group();
+    let parallel = group.as_deref().map(DataParallel::new);
+    fit_with(
+        model,
+        train,
+        validation,
+        config,
+        callbacks,
+        parallel.as_ref(),
+    )
+}
 
-    fn fit_with(
-        &mut self,
-        train: &dyn ImageDataset,
-        validation: Option<&dyn ImageDataset>,
-        config: &FitConfig,
-        callbacks: &mut [&mut dyn Callback],
-        parallel: Option<&DataParallel<'_>>,
-    ) -> Result<History> {
-        if train.is_empty() {
-            return Err(Error::InvalidConfig("no training samples".into()));
+fn fit_with(
+    model: &mut Model,
+    train: &dyn ImageDataset,
+    validation: Option<&dyn ImageDataset>,
+    config: &FitConfig,
+    callbacks: &mut [&mut dyn Callback],
+    parallel: Option<&DataParallel<'_>>,
+) -> Result<History> {
+    if train.is_empty() {
+        return Err(Error::InvalidConfig("no training samples".into()));
+    }
+    model.check_input(train)?;
+    let loss_fn = model.loss()?;
+    if let Some(precision) = config.precision {
+        model.set_precision(precision);
+    }
+    let device = model.device();
+    let mut optimizer = config.optimizer.build(model.var_store())?;
+    let mut history = History::default();
+    let mut control = TrainControl::new(config.optimizer.learning_rate());
+    for callback in callbacks.iter_mut() {
+        callback.on_train_begin(model, &mut control)?;
+    }
+    let states = config.state_dir.as_ref().map(StateDir::new);
+    // In a data-parallel run, rank 0's state is every process's; only rank 0 saves.
+    let (saved, received) = match parallel {
+        Some(parallel) => parallel.share_saved_state(states.as_ref())?,
+        None => (
+            states.as_ref().map(StateDir::latest).transpose()?.flatten(),
+            None,
+        ),
+    };
+    let states = states.filter(|_| parallel.is_none_or(DataParallel::is_main));
+    let mut first_epoch = 1;
+    if let Some(saved) = saved.as_ref().or(received.as_ref().map(|r| &r.saved)) {
+        let state = &saved.state;
+        crate::weights::load_weights(model.var_store_mut(), &saved.weights())?;
+        optimizer.restore(model.var_store(), saved.optimizer()?)?;
+        restore_callback_states(callbacks, &state.callbacks, &saved.dir.join("state.json"))?;
+        control.set_learning_rate(state.learning_rate);
+        if state.stopped {
+            control.stop();
         }
-        self.check_input(train)?;
-        let loss_fn = self.loss()?;
-        if let Some(precision) = config.precision {
-            self.set_precision(precision);
-        }
-        let device = self.device();
-        let mut optimizer = config.optimizer.build(self.var_store())?;
-        let mut history = History::default();
-        let mut control = TrainControl::new(config.optimizer.learning_rate());
+        history = state.history.clone();
+        first_epoch = state.epoch + 1;
+    }
+    drop(received);
+    if let Some(parallel) = parallel {
+        parallel.broadcast_variables(model.var_store())?;
+    }
+    let mut applied_lr = config.optimizer.learning_rate();
+    let last_epoch = if control.stop_requested() {
+        0
+    } else {
+        config.epochs
+    };
+    for epoch in first_epoch..=last_epoch {
+        tch::manual_seed(epoch_seed(config.seed, epoch));
         for callback in callbacks.iter_mut() {
-            callback.on_train_begin(self, &mut control)?;
+            callback.on_epoch_begin(epoch, config.epochs, &mut control)?;
         }
-        let states = config.state_dir.as_ref().map(StateDir::new);
-        // In a data-parallel run, rank 0's state is every process's; only rank 0 saves.
-        let (saved, received) = match parallel {
-            Some(parallel) => parallel.share_saved_state(states.as_ref())?,
-            None => (
-                states.as_ref().map(StateDir::latest).transpose()?.flatten(),
-                None,
-            ),
+        let learning_rate = control.learning_rate();
+        if learning_rate != applied_lr {
+            optimizer.set_lr(learning_rate);
+            applied_lr = learning_rate;
+        }
+        let order = shuffled_order(train.len(), config.seed.wrapping_add(epoch as u64));
+        let order = match parallel {
+            Some(parallel) => parallel.shard(&order),
+            None => order,
         };
-        let states = states.filter(|_| parallel.is_none_or(DataParallel::is_main));
-        let mut first_epoch = 1;
-        if let Some(saved) = saved.as_ref().or(received.as_ref().map(|r| &r.saved)) {
-            let state = &saved.state;
-            crate::weights::load_weights(self.var_store_mut(), &saved.weights())?;
-            optimizer.restore(self.var_store(), saved.optimizer()?)?;
-            restore_callback_states(callbacks, &state.callbacks, &saved.dir.join("state.json"))?;
-            control.set_learning_rate(state.learning_rate);
-            if state.stopped {
-                control.stop();
+        let steps = order.len().div_ceil(config.batch_size.max(1));
+        let mut metrics = RunningMetrics::new(device);
+        let start = Instant::now();
+        for (step, batch) in train.batches_in(Some(order), config.batch_size).enumerate() {
+            let batch = batch?;
+            let (images, labels) = (
+                batch.images.to_device(device),
+                batch.labels.to_device(device),
+            );
+            let logits = model.forward(&images, true);
+            let loss = loss_fn.mean(&logits, &labels);
+            match parallel {
+                Some(parallel) => optimizer
+                    .backward_step_with(&loss, |params| parallel.average_gradients(params))?,
+                None => optimizer.backward_step(&loss),
             }
-            history = state.history.clone();
-            first_epoch = state.epoch + 1;
-        }
-        drop(received);
-        if let Some(parallel) = parallel {
-            parallel.broadcast_variables(self.var_store())?;
-        }
-        let mut applied_lr = config.optimizer.learning_rate();
-        let last_epoch = if control.stop_requested() {
-            0
-        } else {
-            config.epochs
-        };
-        for epoch in first_epoch..=last_epoch {
-            tch::manual_seed(epoch_seed(config.seed, epoch));
-            for callback in callbacks.iter_mut() {
-                callback.on_epoch_begin(epoch, config.epochs, &mut control)?;
-            }
-            let learning_rate = control.learning_rate();
-            if learning_rate != applied_lr {
-                optimizer.set_lr(learning_rate);
-                applied_lr = learning_rate;
-            }
-            let order = shuffled_order(train.len(), config.seed.wrapping_add(epoch as u64));
-            let order = match parallel {
-                Some(parallel) => parallel.shard(&order),
-                None => order,
-            };
-            let steps = order.len().div_ceil(config.batch_size.max(1));
-            let mut metrics = RunningMetrics::new(device);
-            let start = Instant::now();
-            for (step, batch) in train.batches_in(Some(order), config.batch_size).enumerate() {
-                let batch = batch?;
-                let (images, labels) = (
-                    batch.images.to_device(device),
-                    batch.labels.to_device(device),
-                );
-                let logits = self.forward(&images, true);
-                let loss = loss_fn.mean(&logits, &labels);
-                match parallel {
-                    Some(parallel) => optimizer
-                        .backward_step_with(&loss, |params| parallel.average_gradients(params))?,
-                    None => optimizer.backward_step(&loss),
-                }
-                let size = labels.size()[0];
-                metrics.add(
-                    &(loss.detach() * size as f64),
-                    &loss_fn.correct(&logits.detach(), &labels),
-                    size as usize,
-                );
-                let event = BatchEnd {
-                    epoch,
-                    epochs: config.epochs,
-                    step,
-                    steps,
-                    elapsed: start.elapsed(),
-                    metrics: &metrics,
-                };
-                for callback in callbacks.iter_mut() {
-                    callback.on_batch_end(&event, &mut control)?;
-                }
-                let interrupted = match parallel {
-                    Some(parallel) => {
-                        parallel.any_wants_to_stop(super::interrupt::stop_requested())?
-                    }
-                    None => super::interrupt::stop_requested(),
-                };
-                if interrupted {
-                    return Err(Error::Interrupted { epoch });
-                }
-                if control.learning_rate() != applied_lr {
-                    applied_lr = control.learning_rate();
-                    optimizer.set_lr(applied_lr);
-                }
-            }
-            let (loss, accuracy) = match parallel {
-                Some(parallel) => {
-                    parallel.broadcast_running_statistics(self.var_store())?;
-                    parallel.reduce_metrics(&metrics)?
-                }
-                None => metrics.read(),
-            };
-            let seconds = start.elapsed().as_secs_f64();
-            if let Some(parallel) = parallel {
-                parallel.report_epoch(epoch, seconds);
-            }
-            if !loss.is_finite() {
-                return Err(Error::InvalidConfig(format!(
-                    "training diverged in epoch {epoch}: the loss is {loss}; try a lower learning rate"
-                )));
-            }
-            let val = validation
-                .map(|v| match parallel {
-                    Some(parallel) => parallel.evaluate(self, v, config.batch_size),
-                    None => self.evaluate(v, config.batch_size),
-                })
-                .transpose()?;
-            history.epochs.push(EpochRecord {
+            let size = labels.size()[0];
+            metrics.add(
+                &(loss.detach() * size as f64),
+                &loss_fn.correct(&logits.detach(), &labels),
+                size as usize,
+            );
+            let event = BatchEnd {
                 epoch,
-                loss,
-                accuracy,
-                val_loss: val.map(|v| v.loss),
-                val_accuracy: val.map(|v| v.accuracy),
-                learning_rate,
-                seconds,
-                images_per_second: train.len() as f64 / seconds,
-            });
+                epochs: config.epochs,
+                step,
+                steps,
+                elapsed: start.elapsed(),
+                metrics: &metrics,
+            };
             for callback in callbacks.iter_mut() {
-                callback.on_epoch_end(self, &history, &mut control)?;
+                callback.on_batch_end(&event, &mut control)?;
             }
-            if let Some(states) = &states {
-                let mut state = TrainingState::new(epoch, config.epochs, config.seed);
-                state.stopped = control.stop_requested();
-                state.learning_rate = control.learning_rate();
-                state.callbacks = callback_states(callbacks)?;
-                state.history = history.clone();
-                self.save_state(states, &state, &optimizer)?;
+            let interrupted = match parallel {
+                Some(parallel) => parallel.any_wants_to_stop(super::interrupt::stop_requested())?,
+                None => super::interrupt::stop_requested(),
+            };
+            if interrupted {
+                return Err(Error::Interrupted { epoch });
             }
-            if control.stop_requested() {
-                break;
+            if control.learning_rate() != applied_lr {
+                applied_lr = control.learning_rate();
+                optimizer.set_lr(applied_lr);
             }
         }
+        let (loss, accuracy) = match parallel {
+            Some(parallel) => {
+                parallel.broadcast_running_statistics(model.var_store())?;
+                parallel.reduce_metrics(&metrics)?
+            }
+            None => metrics.read(),
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        if let Some(parallel) = parallel {
+            parallel.report_epoch(epoch, seconds);
+        }
+        if !loss.is_finite() {
+            return Err(Error::InvalidConfig(format!(
+                "training diverged in epoch {epoch}: the loss is {loss}; try a lower learning rate"
+            )));
+        }
+        let val = validation
+            .map(|v| match parallel {
+                Some(parallel) => parallel.evaluate(model, v, config.batch_size),
+                None => crate::train::evaluate(model, v, config.batch_size),
+            })
+            .transpose()?;
+        history.epochs.push(EpochRecord {
+            epoch,
+            loss,
+            accuracy,
+            val_loss: val.map(|v| v.loss),
+            val_accuracy: val.map(|v| v.accuracy),
+            learning_rate,
+            seconds,
+            images_per_second: train.len() as f64 / seconds,
+        });
         for callback in callbacks.iter_mut() {
-            callback.on_train_end(self, &history)?;
+            callback.on_epoch_end(model, &history, &mut control)?;
         }
-        Ok(history)
+        if let Some(states) = &states {
+            let mut state = TrainingState::new(epoch, config.epochs, config.seed);
+            state.stopped = control.stop_requested();
+            state.learning_rate = control.learning_rate();
+            state.callbacks = callback_states(callbacks)?;
+            state.history = history.clone();
+            save_state(model, states, &state, &optimizer)?;
+        }
+        if control.stop_requested() {
+            break;
+        }
     }
+    for callback in callbacks.iter_mut() {
+        callback.on_train_end(model, &history)?;
+    }
+    Ok(history)
+}
 
-    fn save_state(
-        &self,
-        states: &StateDir,
-        state: &TrainingState,
-        optimizer: &OptimizerState,
-    ) -> Result<()> {
-        let weights = crate::weights::cpu_variables(self.var_store());
-        states.save(state, &weights, &optimizer.snapshot(self.var_store())?)
-    }
+fn save_state(
+    model: &Model,
+    states: &StateDir,
+    state: &TrainingState,
+    optimizer: &OptimizerState,
+) -> Result<()> {
+    let weights = crate::weights::cpu_variables(model.var_store());
+    states.save(state, &weights, &optimizer.snapshot(model.var_store())?)
 }
 
 /// The seed of libtorch's generator for `epoch`: a mix of the run's seed and the epoch, so
@@ -335,7 +338,7 @@ mod tests {
         let mut reduce = ReduceLrOnPlateau::new(0.5, 1, 1e-6);
         let mut early = EarlyStopping::new(50);
         let mut callbacks: Vec<&mut dyn Callback> = vec![&mut best, &mut reduce, &mut early];
-        model.fit(&train, Some(&validation), &config, &mut callbacks)
+        crate::train::fit(model, &train, Some(&validation), &config, &mut callbacks)
     }
 
     fn weights(model: &Model) -> Vec<(String, Vec<f32>)> {

@@ -22,15 +22,15 @@ pub use adam::KerasAdam;
 pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
 pub use callbacks::{BatchEnd, Callback, CallbackSettings, HistoryCsv, LatestModel, TrainControl};
 pub use early_stopping::{EarlyStopping, EarlyStoppingSettings};
-pub use evaluate::Evaluation;
-pub use fit::FitConfig;
+pub use evaluate::{evaluate, Evaluation};
+pub use fit::{fit, FitConfig};
 pub use history::{EpochRecord, History};
 pub use monitor::{Monitor, MonitorMode};
 pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
 pub use progress::ProgressBars;
 pub use reduce_lr_on_plateau::{ReduceLrOnPlateau, ReduceLrOnPlateauSettings};
 pub use rmsprop::KerasRmsProp;
-pub use sample_predictions::SamplePredictions;
+pub use sample_predictions::{predict_samples, SamplePredictions};
 pub use training_state::{CallbackStates, SavedState, StateDir, TrainingState};
 
 #[cfg(test)]
@@ -101,7 +101,7 @@ mod tests {
             batch_size: 8,
             ..FitConfig::default()
         };
-        model.fit(&data, Some(&data), &config, &mut []).unwrap();
+        crate::train::fit(&mut model, &data, Some(&data), &config, &mut []).unwrap();
         let vars = model.var_store().variables();
         let mean = vars["batch_normalization.running_mean"]
             .abs()

@@ -14,7 +14,7 @@ pub struct SamplePredictions {
     /// Each sample's probability per class, in class order. A sigmoid's single output `p`
     /// is the probability of class 1, so it becomes `[1 - p, p]`.
     pub probabilities: Vec<Vec<f64>>,
-    /// Each sample's loss, computed on the logits as in training and [`Model::evaluate`].
+    /// Each sample's loss, computed on the logits as in training and [`train::evaluate`](crate::train::evaluate).
     pub losses: Vec<f64>,
     /// Each sample's true class.
     pub labels: Vec<usize>,
@@ -64,53 +64,55 @@ fn first_max(values: &[f64]) -> usize {
         .fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
-impl Model {
-    /// Every sample's class probabilities and loss on `data`, at inference (no dropout, no
-    /// augmentation, libtorch's inference mode), in batches of `batch_size`, in the model's
-    /// precision. Their mean loss and accuracy are [`Model::evaluate`]'s.
-    pub fn predict_samples(&self, data: &Dataset, batch_size: usize) -> Result<SamplePredictions> {
-        if data.is_empty() {
-            return Err(Error::InvalidConfig(
-                "cannot predict on an empty dataset".into(),
-            ));
-        }
-        self.check_input(data)?;
-        let loss = self.loss()?;
-        let activation = self.spec().output_activation();
-        let _guard = crate::runtime::InferenceMode::new();
-        let device = self.device();
-        let mut result = SamplePredictions {
-            probabilities: Vec::with_capacity(data.len()),
-            losses: Vec::with_capacity(data.len()),
-            labels: Vec::with_capacity(data.len()),
-        };
-        for batch in data.batches(batch_size, None) {
-            let (images, labels) = (
-                batch.images.to_device(device),
-                batch.labels.to_device(device),
-            );
-            let logits = self.forward(&images, false);
-            let losses = loss.per_sample(&logits, &labels);
-            let probabilities = activation.apply(&logits);
-            let to_cpu = |t: tch::Tensor| t.to_kind(Kind::Double).to_device(Device::Cpu);
-            result
-                .losses
-                .extend(Vec::<f64>::try_from(to_cpu(losses).view([-1]))?);
-            let rows = Vec::<Vec<f64>>::try_from(to_cpu(probabilities))?;
-            result
-                .probabilities
-                .extend(rows.into_iter().map(|row| match activation {
-                    Activation::Sigmoid => vec![1.0 - row[0], row[0]],
-                    _ => row,
-                }));
-            result.labels.extend(
-                Vec::<i64>::try_from(batch.labels.view([-1]))?
-                    .into_iter()
-                    .map(|l| l as usize),
-            );
-        }
-        Ok(result)
+/// Every sample's class probabilities and loss on `data`, at inference (no dropout, no
+/// augmentation, libtorch's inference mode), in batches of `batch_size`, in the model's
+/// precision. Their mean loss and accuracy are [`train::evaluate`](crate::train::evaluate)'s.
+pub fn predict_samples(
+    model: &Model,
+    data: &Dataset,
+    batch_size: usize,
+) -> Result<SamplePredictions> {
+    if data.is_empty() {
+        return Err(Error::InvalidConfig(
+            "cannot predict on an empty dataset".into(),
+        ));
     }
+    model.check_input(data)?;
+    let loss = model.loss()?;
+    let activation = model.spec().output_activation();
+    let _guard = crate::runtime::InferenceMode::new();
+    let device = model.device();
+    let mut result = SamplePredictions {
+        probabilities: Vec::with_capacity(data.len()),
+        losses: Vec::with_capacity(data.len()),
+        labels: Vec::with_capacity(data.len()),
+    };
+    for batch in data.batches(batch_size, None) {
+        let (images, labels) = (
+            batch.images.to_device(device),
+            batch.labels.to_device(device),
+        );
+        let logits = model.forward(&images, false);
+        let losses = loss.per_sample(&logits, &labels);
+        let probabilities = activation.apply(&logits);
+        let to_cpu = |t: tch::Tensor| t.to_kind(Kind::Double).to_device(Device::Cpu);
+        result
+            .losses
+            .extend(Vec::<f64>::try_from(to_cpu(losses).view([-1]))?);
+        let rows = Vec::<Vec<f64>>::try_from(to_cpu(probabilities))?;
+        result
+            .probabilities
+            .extend(rows.into_iter().map(|row| match activation {
+                Activation::Sigmoid => vec![1.0 - row[0], row[0]],
+                _ => row,
+            }));
+        result.labels.extend(
+            Vec::<i64>::try_from(batch.labels.view([-1]))?
+                .into_iter()
+                .map(|l| l as usize),
+        );
+    }
+    Ok(result)
 }
 
 #[cfg(test)]
@@ -132,8 +134,8 @@ mod tests {
         let labels = Tensor::randint(10, [37], (Kind::Int64, Device::Cpu));
         let classes = (0..10).map(|i| i.to_string()).collect();
         let data = Dataset::new(images, labels, classes).unwrap();
-        let samples = model.predict_samples(&data, 16).unwrap();
-        let evaluation = model.evaluate(&data, 16).unwrap();
+        let samples = crate::train::predict_samples(&model, &data, 16).unwrap();
+        let evaluation = crate::train::evaluate(&model, &data, 16).unwrap();
         assert_eq!(samples.len(), 37);
         assert!((samples.mean_loss() - evaluation.loss).abs() < 1e-5);
         assert!((samples.accuracy() - evaluation.accuracy).abs() < 1e-12);

@@ -1,4 +1,4 @@
-//! Resumable training: what [`Model::fit`](crate::Model::fit) writes at the end of every
+//! Resumable training: what [`train::fit`](crate::train::fit) writes at the end of every
 //! epoch so that a killed run continues exactly where it stopped.
 //!
 //! A state lives in its own folder, `epoch-NNNN/`, under the state folder (`RUN/state/`):

@@ -30,7 +30,7 @@ pub fn evaluate_run(
     let run = RunDir::open(run_dir)?;
     let model = run.load_checkpoint(device, precision)?;
     let split = evaluation_split(&run, &model, data)?;
-    model.evaluate(&split.dataset, split.batch_size)
+    crate::train::evaluate(&model, &split.dataset, split.batch_size)
 }
 
 /// Evaluates the run in `run_dir` as [`evaluate_run`] does, image by image, and writes its
@@ -47,7 +47,7 @@ pub fn report_run(
     let run = RunDir::open(run_dir)?;
     let model = run.load_checkpoint(device, precision)?;
     let split = evaluation_split(&run, &model, data)?;
-    let samples = model.predict_samples(&split.dataset, split.batch_size)?;
+    let samples = crate::train::predict_samples(&model, &split.dataset, split.batch_size)?;
     let out = out
         .map(Path::to_owned)
         .unwrap_or_else(|| run.root().join(format!("report-{}", split.name)));

@@ -137,20 +137,24 @@ pub fn fit_on_features(
             all.push(&mut **callback);
         }
         all.push(&mut checkpoint);
-        splits
-            .head
-            .fit(&splits.train, Some(&splits.validation), config, &mut all)?
+        crate::train::fit(
+            &mut splits.head,
+            &splits.train,
+            Some(&splits.validation),
+            config,
+            &mut all,
+        )?
     };
     let mut whole = checkpoint.into_saver().0;
     whole.copy_parameters_from(&splits.head)?;
     whole.save(last)?;
     let best_model = Model::load(best, whole.device())?;
     splits.head.copy_parameters_from(&best_model)?;
-    let validation = splits.head.evaluate(&splits.validation, 256)?;
+    let validation = crate::train::evaluate(&splits.head, &splits.validation, 256)?;
     let test = splits
         .test
         .as_ref()
-        .map(|t| splits.head.evaluate(t, 256))
+        .map(|t| crate::train::evaluate(&splits.head, t, 256))
         .transpose()?;
     Ok((whole, history, validation, test))
 }

@@ -62,7 +62,7 @@ struct PendingImage {
 /// # fn main() -> convkit::Result<()> {
 /// # let (mut model, train, validation): (Model, Dataset, Dataset) = unimplemented!();
 /// let mut tensorboard = TensorBoardLog::for_run(std::path::Path::new("runs/a"));
-/// model.fit(&train, Some(&validation), &FitConfig::default(), &mut [&mut tensorboard])?;
+/// convkit::train::fit(&mut model, &train, Some(&validation), &FitConfig::default(), &mut [&mut tensorboard])?;
 /// // tensorboard --logdir runs/a/tensorboard
 /// # Ok(()) }
 /// ```

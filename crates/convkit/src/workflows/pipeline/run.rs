@@ -216,18 +216,19 @@ fn execute(
             Checkpoint::LowestValidationLoss => {
                 let mut best = BestCheckpoint::new(run.best());
                 callbacks.push(&mut best);
-                let history = model.fit(train, validation, &config, &mut callbacks)?;
+                let history =
+                    crate::train::fit(&mut model, train, validation, &config, &mut callbacks)?;
                 drop(callbacks);
                 model.save(&run.last())?;
                 let mut best_model = Model::load(&run.best(), device)?;
                 best_model.set_precision(precision);
                 let validation = validation
-                    .map(|v| best_model.evaluate(v, eval_batch))
+                    .map(|v| crate::train::evaluate(&best_model, v, eval_batch))
                     .transpose()?;
                 let test = data
                     .test
                     .as_ref()
-                    .map(|t| best_model.evaluate(t.data(), eval_batch))
+                    .map(|t| crate::train::evaluate(&best_model, t.data(), eval_batch))
                     .transpose()?;
                 Fitted {
                     history,
@@ -237,13 +238,14 @@ fn execute(
                 }
             }
             Checkpoint::Last => {
-                let history = model.fit(train, validation, &config, &mut callbacks)?;
+                let history =
+                    crate::train::fit(&mut model, train, validation, &config, &mut callbacks)?;
                 drop(callbacks);
                 model.save(&run.model())?;
                 let test = data
                     .test
                     .as_ref()
-                    .map(|t| model.evaluate(t.data(), eval_batch))
+                    .map(|t| crate::train::evaluate(&model, t.data(), eval_batch))
                     .transpose()?;
                 let validation = last_validation(&history, validation);
                 Fitted {
