@@ -25,6 +25,13 @@ use crate::workflows::Storage;
 struct MnistRun {
     data_dir: PathBuf,
     settings: MnistJob,
+    #[serde(flatten)]
+    started: Started,
+}
+
+/// What both kinds of version-1 `run.json` recorded of where the run computed.
+#[derive(Deserialize)]
+struct Started {
     device: String,
     #[serde(default)]
     precision: Precision,
@@ -33,18 +40,58 @@ struct MnistRun {
     world_size: usize,
 }
 
+impl Started {
+    /// Today's record, with the data's folders.
+    fn recorded(
+        self,
+        train_dir: PathBuf,
+        validation_dir: Option<PathBuf>,
+        test_dir: Option<PathBuf>,
+    ) -> Recorded {
+        Recorded {
+            train_dir,
+            validation_dir,
+            test_dir,
+            device: self.device,
+            precision: self.precision,
+            threads: self.threads,
+            world_size: self.world_size,
+        }
+    }
+}
+
+/// The fit settings both kinds of version-1 job held, flat among the others.
+#[derive(Deserialize)]
+struct Fit {
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+    optimizer: Optimizer,
+    #[serde(default)]
+    precision: Precision,
+}
+
+impl From<Fit> for FitConfig {
+    fn from(fit: Fit) -> FitConfig {
+        FitConfig {
+            epochs: fit.epochs,
+            batch_size: fit.batch_size,
+            optimizer: fit.optimizer,
+            seed: fit.seed,
+            precision: Some(fit.precision),
+            state_dir: None,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct MnistJob {
     data_dir: Option<PathBuf>,
     out_dir: PathBuf,
-    epochs: usize,
-    batch_size: usize,
     validation_split: f64,
-    seed: u64,
     train_limit: Option<usize>,
-    optimizer: Optimizer,
-    #[serde(default)]
-    precision: Precision,
+    #[serde(flatten)]
+    fit: Fit,
 }
 
 /// `run.json` of a version-1 image-folder run (`convkit train`, and `convkit finetune`,
@@ -55,12 +102,8 @@ struct TrainRun {
     validation_dir: Option<PathBuf>,
     test_dir: Option<PathBuf>,
     settings: TrainJob,
-    device: String,
-    #[serde(default)]
-    precision: Precision,
-    threads: usize,
-    #[serde(default = "one")]
-    world_size: usize,
+    #[serde(flatten)]
+    started: Started,
 }
 
 #[derive(Deserialize)]
@@ -72,13 +115,9 @@ struct TrainJob {
     image_size: u32,
     crop_to_aspect_ratio: bool,
     antialias: bool,
-    batch_size: usize,
-    epochs: usize,
     augmentation: Vec<LayerSpec>,
     dropout: Option<f64>,
-    seed: u64,
     validation_split: f64,
-    optimizer: Optimizer,
     early_stopping: Option<usize>,
     reduce_lr_patience: Option<usize>,
     strict: bool,
@@ -102,8 +141,8 @@ struct TrainJob {
     unfreeze: Vec<String>,
     #[serde(default)]
     unfreeze_last: Option<usize>,
-    #[serde(default)]
-    precision: Precision,
+    #[serde(flatten)]
+    fit: Fit,
 }
 
 fn one() -> usize {
@@ -141,14 +180,7 @@ fn mnist(run: MnistRun) -> RunSpec {
         decoding: None,
         storage: StorageSpec::default(),
     };
-    let fit = FitConfig {
-        epochs: job.epochs,
-        batch_size: job.batch_size,
-        optimizer: job.optimizer,
-        seed: job.seed,
-        precision: Some(job.precision),
-        state_dir: None,
-    };
+    let fit = FitConfig::from(job.fit);
     let output = OutputSpec {
         dir: job.out_dir,
         checkpoint: Checkpoint::Last,
@@ -157,15 +189,7 @@ fn mnist(run: MnistRun) -> RunSpec {
         architecture: ScratchModel::MnistConvnet,
     });
     let mut spec = RunSpec::new(RunKind::Mnist, data, model, fit, output);
-    spec.recorded = Some(Recorded {
-        train_dir: run.data_dir,
-        validation_dir: None,
-        test_dir: None,
-        device: run.device,
-        precision: run.precision,
-        threads: run.threads,
-        world_size: run.world_size,
-    });
+    spec.recorded = Some(run.started.recorded(run.data_dir, None, None));
     spec
 }
 
@@ -215,14 +239,7 @@ fn train(run: TrainRun) -> RunSpec {
         augmentation: job.augmentation,
         dropout: job.dropout,
     };
-    let fit = FitConfig {
-        epochs: job.epochs,
-        batch_size: job.batch_size,
-        optimizer: job.optimizer,
-        seed: job.seed,
-        precision: Some(job.precision),
-        state_dir: None,
-    };
+    let fit = FitConfig::from(job.fit);
     let output = OutputSpec {
         dir: job.out_dir,
         checkpoint: Checkpoint::LowestValidationLoss,
@@ -239,15 +256,10 @@ fn train(run: TrainRun) -> RunSpec {
         job.reduce_lr_patience
             .map(|p| CallbackSpec::ReduceLrOnPlateau(ReduceLrOnPlateauSettings::halving(p))),
     );
-    spec.recorded = Some(Recorded {
-        train_dir: run.train_dir,
-        validation_dir: run.validation_dir,
-        test_dir: run.test_dir,
-        device: run.device,
-        precision: run.precision,
-        threads: run.threads,
-        world_size: run.world_size,
-    });
+    spec.recorded = Some(
+        run.started
+            .recorded(run.train_dir, run.validation_dir, run.test_dir),
+    );
     spec
 }
 
