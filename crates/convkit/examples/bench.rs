@@ -241,7 +241,12 @@ fn state_cost(
     for epoch in 1..=saves {
         let weights = convkit::weights::cpu_variables(model.var_store());
         let snapshot: OptimizerSnapshot = optimizer.snapshot(model.var_store())?;
-        states.save(&TrainingState::new(epoch, 100, 0), &weights, &snapshot)?;
+        states.save(
+            &TrainingState::new(epoch, 100, 0),
+            &weights,
+            &snapshot,
+            None,
+        )?;
     }
     let seconds = start.elapsed().as_secs_f64() / saves as f64;
     let latest = states.latest()?.expect("a state was written");

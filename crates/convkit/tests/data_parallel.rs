@@ -52,6 +52,7 @@ fn train(batch_size: usize, epochs: usize, state_dir: Option<PathBuf>) -> (Model
         seed: 3,
         precision: None,
         state_dir,
+        ..FitConfig::default()
     };
     let history =
         convkit::train::fit(&mut model, &data(1), Some(&data(2)), &config, &mut []).unwrap();

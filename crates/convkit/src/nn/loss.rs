@@ -29,35 +29,52 @@ impl Loss {
         }
     }
 
-    fn compute(self, logits: &Tensor, labels: &Tensor, reduction: Reduction) -> Tensor {
+    fn compute(
+        self,
+        logits: &Tensor,
+        labels: &Tensor,
+        reduction: Reduction,
+        smoothing: f64,
+    ) -> Tensor {
         match self {
             Loss::SparseCategoricalCrossentropy => {
-                logits.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, 0.0)
+                logits.cross_entropy_loss::<Tensor>(labels, None, reduction, -100, smoothing)
             }
-            Loss::BinaryCrossentropy => logits
-                .view([-1])
-                .binary_cross_entropy_with_logits::<Tensor>(
-                    &labels.to_kind(logits.kind()),
-                    None,
-                    None,
-                    reduction,
-                ),
+            Loss::BinaryCrossentropy => {
+                let targets = labels.to_kind(logits.kind());
+                let targets = if smoothing > 0.0 {
+                    targets * (1.0 - smoothing) + 0.5 * smoothing
+                } else {
+                    targets
+                };
+                logits
+                    .view([-1])
+                    .binary_cross_entropy_with_logits::<Tensor>(&targets, None, None, reduction)
+            }
         }
     }
 
     /// Mean loss over the batch (what is minimised).
     pub fn mean(self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        self.compute(logits, labels, Reduction::Mean)
+        self.compute(logits, labels, Reduction::Mean, 0.0)
+    }
+
+    /// Mean loss over the batch against labels smoothed by `smoothing` (Szegedy et al.), as
+    /// Keras' and PyTorch's `label_smoothing`: each one-hot target becomes
+    /// `(1 - smoothing) * target + smoothing / classes`, with 2 classes for a sigmoid output
+    /// (`1 -> 1 - smoothing / 2`, `0 -> smoothing / 2`). 0 is the plain loss.
+    pub fn smoothed_mean(self, logits: &Tensor, labels: &Tensor, smoothing: f64) -> Tensor {
+        self.compute(logits, labels, Reduction::Mean, smoothing)
     }
 
     /// Summed loss over the batch (what evaluation accumulates).
     pub fn sum(self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        self.compute(logits, labels, Reduction::Sum)
+        self.compute(logits, labels, Reduction::Sum, 0.0)
     }
 
     /// Each sample's loss, shape `(B,)`.
     pub fn per_sample(self, logits: &Tensor, labels: &Tensor) -> Tensor {
-        self.compute(logits, labels, Reduction::None)
+        self.compute(logits, labels, Reduction::None, 0.0)
     }
 
     /// Number of correct predictions in the batch, as a 0-d tensor.
@@ -92,6 +109,28 @@ mod tests {
         let expected = 2.0f64.ln() + (1.0 + 3.0f64.exp()).ln();
         assert!((loss.sum(&logits, &labels).double_value(&[]) - expected).abs() < 1e-5);
         assert_eq!(loss.correct(&logits, &labels).int64_value(&[]), 0);
+    }
+
+    /// Smoothed targets by hand: categorical over 2 classes and binary give the same
+    /// numbers for the same logit gap (0.1 smoothing: targets 0.95 and 0.05).
+    #[test]
+    fn label_smoothing_matches_the_formula() {
+        let (eps, gap) = (0.1f64, 2.0f64);
+        let p = 1.0 / (1.0 + (-gap).exp());
+        let expected = -((1.0 - eps / 2.0) * p.ln() + eps / 2.0 * (1.0 - p).ln());
+        let categorical = Loss::SparseCategoricalCrossentropy.smoothed_mean(
+            &Tensor::from_slice(&[gap as f32, 0.0]).view([1, 2]),
+            &Tensor::from_slice(&[0i64]),
+            eps,
+        );
+        let binary = Loss::BinaryCrossentropy.smoothed_mean(
+            &Tensor::from_slice(&[gap as f32]).view([1, 1]),
+            &Tensor::from_slice(&[1i64]),
+            eps,
+        );
+        for got in [categorical, binary] {
+            assert!((got.double_value(&[]) - expected).abs() < 1e-6, "{got}");
+        }
     }
 
     #[test]

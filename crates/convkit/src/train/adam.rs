@@ -7,6 +7,8 @@
 
 use tch::{nn::VarStore, Tensor};
 
+use super::weight_decay::WeightDecay;
+
 /// Adam state over the trainable variables of a variable store:
 /// `m = beta_1 m + (1 - beta_1) g;  v = beta_2 v + (1 - beta_2) g^2;
 /// w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m / (sqrt(v) + epsilon)`.
@@ -23,11 +25,24 @@ pub struct KerasAdam {
     beta_1: f64,
     beta_2: f64,
     epsilon: f64,
+    weight_decay: WeightDecay,
 }
 
 impl KerasAdam {
-    /// Adam over the trainable variables of `vs`.
+    /// Adam over the trainable variables of `vs`, without weight decay.
     pub fn new(vs: &VarStore, learning_rate: f64, beta_1: f64, beta_2: f64, epsilon: f64) -> Self {
+        Self::with_weight_decay(
+            vs,
+            [learning_rate, beta_1, beta_2, epsilon],
+            WeightDecay::default(),
+        )
+    }
+
+    /// Adam with `weight_decay`: coupled (Adam with L2, as PyTorch's `Adam`) or decoupled
+    /// (AdamW: `w -= lr * rate * w` before the step, as PyTorch's `AdamW`). `settings` are
+    /// the learning rate, beta 1, beta 2 and epsilon.
+    pub fn with_weight_decay(vs: &VarStore, settings: [f64; 4], weight_decay: WeightDecay) -> Self {
+        let [learning_rate, beta_1, beta_2, epsilon] = settings;
         let params = vs.trainable_variables();
         let moments = params.iter().map(|_| None).collect();
         KerasAdam {
@@ -38,6 +53,7 @@ impl KerasAdam {
             beta_1,
             beta_2,
             epsilon,
+            weight_decay,
         }
     }
 
@@ -74,6 +90,8 @@ impl KerasAdam {
             if !p.requires_grad() || !g.defined() {
                 continue;
             }
+            let g = self.weight_decay.gradient(p, g);
+            self.weight_decay.shrink(p, self.learning_rate);
             let (m, v) = moments.get_or_insert_with(|| (p.zeros_like(), p.zeros_like()));
             *m *= self.beta_1;
             *m += &g * (1.0 - self.beta_1);

@@ -7,16 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use super::callbacks::{BatchEnd, Callback, TrainControl};
 use super::data_parallel::DataParallel;
+use super::ema::{Ema, WeightAverage};
 use super::history::{EpochRecord, History};
 use super::metrics::RunningMetrics;
 use super::optimizer::{Optimizer, OptimizerState};
+use super::schedule::Schedule;
 use super::training_state::{callback_states, restore_callback_states, StateDir, TrainingState};
 use crate::data::{shuffled_order, ImageDataset};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::Precision;
 
-/// Settings of [`train::fit`](crate::train::fit). The defaults are Keras': 1 epoch, batches of 32, RMSprop.
+/// Settings of [`train::fit`](crate::train::fit). The defaults are Keras': 1 epoch, batches
+/// of 32, RMSprop at a constant rate, no label smoothing, no weight average.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitConfig {
     /// Passes over the training data.
@@ -25,8 +28,20 @@ pub struct FitConfig {
     /// step averages the gradients of N batches of this size (as in PyTorch's
     /// `DistributedDataParallel`), so the effective batch is N times larger.
     pub batch_size: usize,
-    /// The optimizer and its settings.
+    /// The optimizer and its settings; its learning rate is the schedule's peak.
     pub optimizer: Optimizer,
+    /// How the learning rate moves from step to step.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Label smoothing of the training loss (0: none; see
+    /// [`Loss::smoothed_mean`](crate::nn::Loss::smoothed_mean)). Validation and evaluation
+    /// losses stay unsmoothed, so they compare across runs.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// A moving average of the weights, validated, checkpointed and left in the model at the
+    /// end in place of the raw weights ([`Ema`]); `None`: no average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<Ema>,
     /// Seeds the order of samples (epoch `e` uses `seed + e`) and libtorch's generator
     /// (dropout, augmentation), reseeded at the start of every epoch from the seed and the
     /// epoch: the same seed on the same device and thread count gives the same run, and a
@@ -49,10 +64,29 @@ impl Default for FitConfig {
             epochs: 1,
             batch_size: 32,
             optimizer: Optimizer::rmsprop(),
+            schedule: Schedule::Constant,
+            label_smoothing: 0.0,
+            ema: None,
             seed: 0,
             precision: None,
             state_dir: None,
         }
+    }
+}
+
+impl FitConfig {
+    /// Refuses settings that cannot train.
+    pub fn check(&self) -> Result<()> {
+        self.optimizer.check()?;
+        self.schedule.check()?;
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(Error::InvalidConfig(format!(
+                "label smoothing must be in [0, 1), not {}",
+                self.label_smoothing
+            )));
+        }
+        self.ema.as_ref().map(Ema::check).transpose()?;
+        Ok(())
     }
 }
 
@@ -115,6 +149,7 @@ fn fit_with(
     if train.is_empty() {
         return Err(Error::InvalidConfig("no training samples".into()));
     }
+    config.check()?;
     model.check_input(train)?;
     let loss_fn = model.loss()?;
     if let Some(precision) = config.precision {
@@ -122,6 +157,9 @@ fn fit_with(
     }
     let device = model.device();
     let mut optimizer = config.optimizer.build(model.var_store())?;
+    let mut average = config
+        .ema
+        .map(|settings| WeightAverage::new(model.var_store(), settings));
     let mut history = History::default();
     let mut control = TrainControl::new(config.optimizer.learning_rate());
     for callback in callbacks.iter_mut() {
@@ -142,6 +180,15 @@ fn fit_with(
         let state = &saved.state;
         crate::weights::load_weights(model.var_store_mut(), &saved.weights())?;
         optimizer.restore(model.var_store(), saved.optimizer()?)?;
+        if let Some(average) = &mut average {
+            let averages = saved.averages()?.ok_or_else(|| {
+                Error::invalid_data(
+                    &saved.dir,
+                    "the run keeps a moving average of its weights, and this state has none",
+                )
+            })?;
+            average.restore(averages, &saved.averages_path())?;
+        }
         restore_callback_states(callbacks, &state.callbacks, &saved.dir.join("state.json"))?;
         control.set_learning_rate(state.learning_rate);
         if state.stopped {
@@ -165,31 +212,40 @@ fn fit_with(
         for callback in callbacks.iter_mut() {
             callback.on_epoch_begin(epoch, config.epochs, &mut control)?;
         }
-        let learning_rate = control.learning_rate();
-        if learning_rate != applied_lr {
-            optimizer.set_lr(learning_rate);
-            applied_lr = learning_rate;
-        }
         let order = shuffled_order(train.len(), config.seed.wrapping_add(epoch as u64));
         let order = match parallel {
             Some(parallel) => parallel.shard(&order),
             None => order,
         };
         let steps = order.len().div_ceil(config.batch_size.max(1));
+        // The rate of a step: the peak (which callbacks may lower) times the schedule's factor.
+        let rate_at = |step: usize, control: &TrainControl| {
+            let global = ((epoch - 1) * steps + step) as u64;
+            control.learning_rate() * config.schedule.factor(global, steps as u64, config.epochs)
+        };
+        let learning_rate = rate_at(0, &control);
         let mut metrics = RunningMetrics::new(device);
         let start = Instant::now();
         for (step, batch) in train.batches_in(Some(order), config.batch_size).enumerate() {
             let batch = batch?;
+            let rate = rate_at(step, &control);
+            if rate != applied_lr {
+                optimizer.set_lr(rate);
+                applied_lr = rate;
+            }
             let (images, labels) = (
                 batch.images.to_device(device),
                 batch.labels.to_device(device),
             );
             let logits = model.forward(&images, true);
-            let loss = loss_fn.mean(&logits, &labels);
+            let loss = loss_fn.smoothed_mean(&logits, &labels, config.label_smoothing);
             match parallel {
                 Some(parallel) => optimizer
                     .backward_step_with(&loss, |params| parallel.average_gradients(params))?,
                 None => optimizer.backward_step(&loss),
+            }
+            if let Some(average) = &mut average {
+                average.update(optimizer.steps());
             }
             let size = labels.size()[0];
             metrics.add(
@@ -215,10 +271,6 @@ fn fit_with(
             if interrupted {
                 return Err(Error::Interrupted { epoch });
             }
-            if control.learning_rate() != applied_lr {
-                applied_lr = control.learning_rate();
-                optimizer.set_lr(applied_lr);
-            }
         }
         let (loss, accuracy) = match parallel {
             Some(parallel) => {
@@ -235,6 +287,10 @@ fn fit_with(
             return Err(Error::InvalidConfig(format!(
                 "training diverged in epoch {epoch}: the loss is {loss}; try a lower learning rate"
             )));
+        }
+        // Validated, checkpointed by the callbacks: the average, when the run keeps one.
+        if let Some(average) = &mut average {
+            average.use_average(true);
         }
         let val = validation
             .map(|v| match parallel {
@@ -255,17 +311,23 @@ fn fit_with(
         for callback in callbacks.iter_mut() {
             callback.on_epoch_end(model, &history, &mut control)?;
         }
+        if let Some(average) = &mut average {
+            average.use_average(false);
+        }
         if let Some(states) = &states {
             let mut state = TrainingState::new(epoch, config.epochs, config.seed);
             state.stopped = control.stop_requested();
             state.learning_rate = control.learning_rate();
             state.callbacks = callback_states(callbacks)?;
             state.history = history.clone();
-            save_state(model, states, &state, &optimizer)?;
+            save_state(model, states, &state, &optimizer, average.as_ref())?;
         }
         if control.stop_requested() {
             break;
         }
+    }
+    if let Some(average) = &mut average {
+        average.use_average(true);
     }
     for callback in callbacks.iter_mut() {
         callback.on_train_end(model, &history)?;
@@ -278,9 +340,16 @@ fn save_state(
     states: &StateDir,
     state: &TrainingState,
     optimizer: &OptimizerState,
+    average: Option<&WeightAverage>,
 ) -> Result<()> {
     let weights = crate::weights::cpu_variables(model.var_store());
-    states.save(state, &weights, &optimizer.snapshot(model.var_store())?)
+    let averages = average.map(WeightAverage::snapshot);
+    states.save(
+        state,
+        &weights,
+        &optimizer.snapshot(model.var_store())?,
+        averages.as_deref(),
+    )
 }
 
 /// The seed of libtorch's generator for `epoch`: a mix of the run's seed and the epoch, so
@@ -325,19 +394,64 @@ mod tests {
     }
 
     fn train_for(model: &mut Model, epochs: usize, dir: &std::path::Path) -> Result<History> {
+        let config = FitConfig {
+            optimizer: Optimizer::rmsprop().with_learning_rate(1e-2),
+            ..FitConfig::default()
+        };
+        train_with(model, epochs, dir, config, None)
+    }
+
+    /// Fails as epoch `at` begins, as a killed process would stop after the state of the
+    /// epoch before it: the run's settings (its schedule's length) stay those of the whole run.
+    struct CrashAt(usize);
+
+    impl Callback for CrashAt {
+        fn name(&self) -> &str {
+            "crash"
+        }
+
+        fn on_epoch_begin(&mut self, epoch: usize, _: usize, _: &mut TrainControl) -> Result<()> {
+            if epoch == self.0 {
+                return Err(Error::InvalidConfig("crashed".into()));
+            }
+            Ok(())
+        }
+    }
+
+    /// The fast recipe's settings: AdamW, one-cycle, label smoothing and a weight average.
+    fn fast_settings() -> FitConfig {
+        FitConfig {
+            optimizer: Optimizer::adamw()
+                .with_learning_rate(3e-3)
+                .with_weight_decay(0.05),
+            schedule: Schedule::one_cycle(),
+            label_smoothing: 0.1,
+            ema: Some(Ema { decay: 0.99 }),
+            ..FitConfig::default()
+        }
+    }
+
+    fn train_with(
+        model: &mut Model,
+        epochs: usize,
+        dir: &std::path::Path,
+        settings: FitConfig,
+        crash_at: Option<usize>,
+    ) -> Result<History> {
         let (train, validation) = (data(1), data(2));
         let config = FitConfig {
             epochs,
             batch_size: 8,
-            optimizer: Optimizer::rmsprop().with_learning_rate(1e-2),
             seed: 9,
-            precision: None,
             state_dir: Some(dir.join("state")),
+            ..settings
         };
         let mut best = BestCheckpoint::new(dir.join("best.safetensors"));
         let mut reduce = ReduceLrOnPlateau::new(0.5, 1, 1e-6);
         let mut early = EarlyStopping::new(50);
-        let mut callbacks: Vec<&mut dyn Callback> = vec![&mut best, &mut reduce, &mut early];
+        let mut crash = CrashAt(crash_at.unwrap_or(0));
+        let mut callbacks: Vec<&mut dyn Callback> =
+            vec![&mut best, &mut reduce, &mut early, &mut crash];
         crate::train::fit(model, &train, Some(&validation), &config, &mut callbacks)
     }
 
@@ -388,6 +502,65 @@ mod tests {
         let again = train_for(&mut resumed, 6, dir.path()).unwrap();
         assert_eq!(again.epochs.len(), 6);
         assert_eq!(weights(&resumed), weights(&whole));
+    }
+
+    /// The same with every fast-convergence setting: the schedule's step count, SGD's and
+    /// AdamW's state and the weight average all come back; the kept model is the average.
+    #[test]
+    fn a_resumed_fast_run_ends_bit_for_bit_as_an_uninterrupted_one() {
+        for optimizer in [
+            Optimizer::adamw().with_learning_rate(3e-3),
+            Optimizer::sgd_nesterov().with_weight_decay(5e-4),
+        ] {
+            let settings = FitConfig {
+                optimizer,
+                ..fast_settings()
+            };
+            let whole_dir = tempfile::tempdir().unwrap();
+            let mut whole = model();
+            let expected =
+                train_with(&mut whole, 5, whole_dir.path(), settings.clone(), None).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let mut first = model();
+            let crashed = train_with(&mut first, 5, dir.path(), settings.clone(), Some(3));
+            assert!(crashed.is_err());
+            tch::manual_seed(54321);
+            let mut resumed = model();
+            let history = train_with(&mut resumed, 5, dir.path(), settings.clone(), None).unwrap();
+            assert_eq!(without_timings(&history), without_timings(&expected));
+            assert_eq!(weights(&resumed), weights(&whole));
+            assert_eq!(
+                std::fs::read(dir.path().join("best.safetensors")).unwrap(),
+                std::fs::read(whole_dir.path().join("best.safetensors")).unwrap()
+            );
+            // The state keeps the average beside the raw weights, and they differ.
+            let saved = StateDir::new(dir.path().join("state"))
+                .latest()
+                .unwrap()
+                .unwrap();
+            let averages = saved.averages().unwrap().expect("an ema.safetensors");
+            let raw = crate::weights::read_weights(&saved.weights()).unwrap();
+            let named = |list: &[(String, Tensor)], name: &str| {
+                list.iter()
+                    .find(|(n, _)| n == name)
+                    .unwrap()
+                    .1
+                    .shallow_clone()
+            };
+            let kernel = "conv2d.weight";
+            assert!(!named(&averages, kernel).equal(&named(&raw, kernel)));
+            // The model left by fit holds the average.
+            assert!(named(&averages, kernel).equal(&model_var(&whole, kernel)));
+            // The learning rate followed the one-cycle: up, then down to almost 0.
+            let rates: Vec<f64> = history.epochs.iter().map(|r| r.learning_rate).collect();
+            assert!(rates[1] > rates[0] && rates[4] < rates[1], "{rates:?}");
+        }
+    }
+
+    fn model_var(model: &Model, name: &str) -> Tensor {
+        model.var_store().variables()[name]
+            .to_device(Device::Cpu)
+            .contiguous()
     }
 
     #[test]

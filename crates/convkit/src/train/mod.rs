@@ -5,6 +5,7 @@ pub mod best_checkpoint;
 pub mod callbacks;
 mod data_parallel;
 pub mod early_stopping;
+pub mod ema;
 pub mod evaluate;
 pub mod fit;
 pub mod history;
@@ -16,22 +17,29 @@ pub mod progress;
 pub mod reduce_lr_on_plateau;
 pub mod rmsprop;
 pub mod sample_predictions;
+pub mod schedule;
+pub mod sgd;
 pub mod training_state;
+pub mod weight_decay;
 
 pub use adam::KerasAdam;
 pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
 pub use callbacks::{BatchEnd, Callback, CallbackSettings, HistoryCsv, LatestModel, TrainControl};
 pub use early_stopping::{EarlyStopping, EarlyStoppingSettings};
+pub use ema::Ema;
 pub use evaluate::{evaluate, Evaluation};
 pub use fit::{fit, FitConfig};
 pub use history::{EpochRecord, History};
 pub use monitor::{Monitor, MonitorMode};
-pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
+pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState, OPTIMIZER_NAMES};
 pub use progress::ProgressBars;
 pub use reduce_lr_on_plateau::{ReduceLrOnPlateau, ReduceLrOnPlateauSettings};
 pub use rmsprop::KerasRmsProp;
 pub use sample_predictions::{predict_samples, SamplePredictions};
+pub use schedule::Schedule;
+pub use sgd::Sgd;
 pub use training_state::{CallbackStates, SavedState, StateDir, TrainingState};
+pub use weight_decay::WeightDecay;
 
 #[cfg(test)]
 pub(crate) mod test_support {

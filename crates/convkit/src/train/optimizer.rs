@@ -7,9 +7,12 @@ use tch::{nn::VarStore, Tensor};
 
 use super::adam::KerasAdam;
 use super::rmsprop::KerasRmsProp;
+use super::sgd::Sgd;
+use super::weight_decay::WeightDecay;
 use crate::error::{Error, Result};
 
-/// An optimizer and its settings.
+/// An optimizer and its settings. Weight decay applies to kernels and dense weights only
+/// ([`WeightDecay`]); 0 (the default) is none.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum Optimizer {
@@ -23,6 +26,9 @@ pub enum Optimizer {
         rho: f64,
         /// Added to the denominator.
         epsilon: f64,
+        /// L2 weight decay, added to the gradient.
+        #[serde(default)]
+        weight_decay: f64,
     },
     /// Adam as Keras computes it (see [`KerasAdam`]).
     Adam {
@@ -34,8 +40,42 @@ pub enum Optimizer {
         beta_2: f64,
         /// Added to the denominator.
         epsilon: f64,
+        /// L2 weight decay, added to the gradient (as PyTorch's `Adam`; see AdamW).
+        #[serde(default)]
+        weight_decay: f64,
+    },
+    /// Adam with decoupled weight decay (Loshchilov and Hutter; PyTorch's `AdamW`):
+    /// `w -= lr * weight_decay * w` beside Adam's step, so that the decay does not pass
+    /// through Adam's per-weight scaling.
+    #[serde(rename = "adamw")]
+    AdamW {
+        /// Step size.
+        learning_rate: f64,
+        /// Decay of the gradient average.
+        beta_1: f64,
+        /// Decay of the squared-gradient average.
+        beta_2: f64,
+        /// Added to the denominator.
+        epsilon: f64,
+        /// Decoupled weight decay.
+        weight_decay: f64,
+    },
+    /// SGD with momentum, as PyTorch's (see [`Sgd`]).
+    Sgd {
+        /// Step size.
+        learning_rate: f64,
+        /// Momentum (0: plain SGD).
+        momentum: f64,
+        /// Nesterov's momentum rather than the classical kind.
+        nesterov: bool,
+        /// L2 weight decay, added to the gradient.
+        #[serde(default)]
+        weight_decay: f64,
     },
 }
+
+/// The optimizers' names, as the CLI and run descriptions write them.
+pub const OPTIMIZER_NAMES: [&str; 4] = ["rmsprop", "adam", "adamw", "sgd"];
 
 impl Optimizer {
     /// RMSprop with Keras' defaults: learning rate 1e-3, rho 0.9, epsilon 1e-7, no momentum.
@@ -45,6 +85,7 @@ impl Optimizer {
             learning_rate: 1e-3,
             rho: 0.9,
             epsilon: 1e-7,
+            weight_decay: 0.0,
         }
     }
 
@@ -55,15 +96,74 @@ impl Optimizer {
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-7,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// AdamW with PyTorch's defaults: learning rate 1e-3, betas 0.9 and 0.999, weight decay
+    /// 0.01 (epsilon 1e-7, as convkit's Adam).
+    pub fn adamw() -> Self {
+        Optimizer::AdamW {
+            learning_rate: 1e-3,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            weight_decay: 0.01,
+        }
+    }
+
+    /// SGD with Nesterov momentum 0.9 and learning rate 0.01 (Keras' SGD rate), no decay.
+    pub fn sgd_nesterov() -> Self {
+        Optimizer::Sgd {
+            learning_rate: 0.01,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.0,
+        }
+    }
+
+    /// The optimizer called `name` (one of [`OPTIMIZER_NAMES`]) with its defaults.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "rmsprop" => Ok(Self::rmsprop()),
+            "adam" => Ok(Self::adam()),
+            "adamw" => Ok(Self::adamw()),
+            "sgd" => Ok(Self::sgd_nesterov()),
+            _ => Err(Error::InvalidConfig(format!(
+                "unknown optimizer `{name}`; the optimizers are {}",
+                OPTIMIZER_NAMES.join(", ")
+            ))),
+        }
+    }
+
+    /// Its name (one of [`OPTIMIZER_NAMES`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::RmsProp { .. } => "rmsprop",
+            Optimizer::Adam { .. } => "adam",
+            Optimizer::AdamW { .. } => "adamw",
+            Optimizer::Sgd { .. } => "sgd",
         }
     }
 
     /// The same optimizer with another learning rate.
     pub fn with_learning_rate(mut self, lr: f64) -> Self {
         match &mut self {
-            Optimizer::RmsProp { learning_rate, .. } | Optimizer::Adam { learning_rate, .. } => {
-                *learning_rate = lr
-            }
+            Optimizer::RmsProp { learning_rate, .. }
+            | Optimizer::Adam { learning_rate, .. }
+            | Optimizer::AdamW { learning_rate, .. }
+            | Optimizer::Sgd { learning_rate, .. } => *learning_rate = lr,
+        }
+        self
+    }
+
+    /// The same optimizer with another weight decay.
+    pub fn with_weight_decay(mut self, rate: f64) -> Self {
+        match &mut self {
+            Optimizer::RmsProp { weight_decay, .. }
+            | Optimizer::Adam { weight_decay, .. }
+            | Optimizer::AdamW { weight_decay, .. }
+            | Optimizer::Sgd { weight_decay, .. } => *weight_decay = rate,
         }
         self
     }
@@ -71,26 +171,94 @@ impl Optimizer {
     /// The learning rate.
     pub fn learning_rate(&self) -> f64 {
         match *self {
-            Optimizer::RmsProp { learning_rate, .. } | Optimizer::Adam { learning_rate, .. } => {
-                learning_rate
+            Optimizer::RmsProp { learning_rate, .. }
+            | Optimizer::Adam { learning_rate, .. }
+            | Optimizer::AdamW { learning_rate, .. }
+            | Optimizer::Sgd { learning_rate, .. } => learning_rate,
+        }
+    }
+
+    /// The weight decay and how it applies.
+    pub fn weight_decay(&self) -> WeightDecay {
+        match *self {
+            Optimizer::RmsProp { weight_decay, .. }
+            | Optimizer::Adam { weight_decay, .. }
+            | Optimizer::Sgd { weight_decay, .. } => WeightDecay {
+                rate: weight_decay,
+                decoupled: false,
+            },
+            Optimizer::AdamW { weight_decay, .. } => WeightDecay {
+                rate: weight_decay,
+                decoupled: true,
+            },
+        }
+    }
+
+    /// Refuses settings that cannot train.
+    pub fn check(&self) -> Result<()> {
+        let lr = self.learning_rate();
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(Error::InvalidConfig(format!(
+                "the learning rate must be above 0, not {lr}"
+            )));
+        }
+        let decay = self.weight_decay().rate;
+        if !(decay >= 0.0 && decay.is_finite()) {
+            return Err(Error::InvalidConfig(format!(
+                "the weight decay must be 0 or more, not {decay}"
+            )));
+        }
+        if let Optimizer::Sgd { momentum, .. } = *self {
+            if !(0.0..1.0).contains(&momentum) {
+                return Err(Error::InvalidConfig(format!(
+                    "SGD's momentum must be in [0, 1), not {momentum}"
+                )));
             }
         }
+        Ok(())
     }
 
     /// Builds the optimizer's state over the trainable variables of `vs`.
     pub fn build(&self, vs: &VarStore) -> Result<OptimizerState> {
+        self.check()?;
+        let decay = self.weight_decay();
         Ok(match *self {
             Optimizer::RmsProp {
                 learning_rate,
                 rho,
                 epsilon,
-            } => OptimizerState::RmsProp(KerasRmsProp::new(vs, learning_rate, rho, epsilon)),
+                ..
+            } => OptimizerState::RmsProp(KerasRmsProp::with_weight_decay(
+                vs,
+                learning_rate,
+                rho,
+                epsilon,
+                decay,
+            )),
             Optimizer::Adam {
                 learning_rate,
                 beta_1,
                 beta_2,
                 epsilon,
-            } => OptimizerState::Adam(KerasAdam::new(vs, learning_rate, beta_1, beta_2, epsilon)),
+                ..
+            }
+            | Optimizer::AdamW {
+                learning_rate,
+                beta_1,
+                beta_2,
+                epsilon,
+                ..
+            } => OptimizerState::Adam(KerasAdam::with_weight_decay(
+                vs,
+                [learning_rate, beta_1, beta_2, epsilon],
+                decay,
+            )),
+            Optimizer::Sgd {
+                learning_rate,
+                momentum,
+                nesterov,
+                ..
+            } => OptimizerState::Sgd(Sgd::new(vs, learning_rate, momentum, nesterov, decay)),
         })
     }
 }
@@ -100,12 +268,15 @@ impl Optimizer {
 pub enum OptimizerState {
     /// Keras' RMSprop, implemented in convkit.
     RmsProp(KerasRmsProp),
-    /// Keras' Adam, implemented in convkit.
+    /// Keras' Adam (and AdamW), implemented in convkit.
     Adam(KerasAdam),
+    /// PyTorch's SGD with momentum, implemented in convkit.
+    Sgd(Sgd),
 }
 
 /// What an optimizer has learnt: its step count and its per-variable tensors (RMSprop's
-/// `velocity.NAME`; Adam's `m.NAME` and `v.NAME`), named after the variables they follow.
+/// `velocity.NAME`; Adam's `m.NAME` and `v.NAME`; SGD's `momentum.NAME`), named after the
+/// variables they follow.
 #[derive(Debug)]
 pub struct OptimizerSnapshot {
     /// Updates applied so far.
@@ -120,6 +291,7 @@ impl OptimizerState {
         match self {
             OptimizerState::RmsProp(opt) => opt.backward_step(loss),
             OptimizerState::Adam(opt) => opt.backward_step(loss),
+            OptimizerState::Sgd(opt) => opt.backward_step(loss),
         }
     }
 
@@ -144,8 +316,23 @@ impl OptimizerState {
                 between(&opt.params)?;
                 opt.step();
             }
+            OptimizerState::Sgd(opt) => {
+                opt.zero_grad();
+                loss.backward();
+                between(&opt.params)?;
+                opt.step();
+            }
         }
         Ok(())
+    }
+
+    /// Updates applied so far.
+    pub fn steps(&self) -> u64 {
+        match self {
+            OptimizerState::RmsProp(opt) => opt.steps,
+            OptimizerState::Adam(opt) => opt.steps,
+            OptimizerState::Sgd(opt) => opt.steps,
+        }
     }
 
     /// Sets the learning rate of the following steps.
@@ -153,6 +340,7 @@ impl OptimizerState {
         match self {
             OptimizerState::RmsProp(opt) => opt.set_learning_rate(learning_rate),
             OptimizerState::Adam(opt) => opt.set_learning_rate(learning_rate),
+            OptimizerState::Sgd(opt) => opt.set_learning_rate(learning_rate),
         }
     }
 
@@ -171,6 +359,14 @@ impl OptimizerState {
                 for (p, v) in opt.params.iter().zip(&opt.velocities) {
                     if let Some(v) = v {
                         tensors.push((format!("velocity.{}", name_of(p)?), cpu(v)));
+                    }
+                }
+                opt.steps
+            }
+            OptimizerState::Sgd(opt) => {
+                for (p, b) in opt.params.iter().zip(&opt.momenta) {
+                    if let Some(b) = b {
+                        tensors.push((format!("momentum.{}", name_of(p)?), cpu(b)));
                     }
                 }
                 opt.steps
@@ -196,20 +392,23 @@ impl OptimizerState {
         let mut saved: BTreeMap<String, Tensor> = snapshot.tensors.into_iter().collect();
         match self {
             OptimizerState::RmsProp(opt) => {
-                let keys: Vec<Option<String>> = opt
-                    .params
-                    .iter()
-                    .map(|p| names.get(&(p.data_ptr() as usize)).cloned())
-                    .collect();
-                for ((p, v), name) in opt.params.iter().zip(&mut opt.velocities).zip(keys) {
-                    let Some(name) = name else { continue };
-                    let key = format!("velocity.{name}");
-                    *v = if saved.contains_key(&key) {
-                        Some(take_like(&mut saved, key, p)?)
-                    } else {
-                        None
-                    };
-                }
+                restore_one_per_variable(
+                    &opt.params,
+                    &mut opt.velocities,
+                    "velocity",
+                    &names,
+                    &mut saved,
+                )?;
+                opt.steps = snapshot.steps;
+            }
+            OptimizerState::Sgd(opt) => {
+                restore_one_per_variable(
+                    &opt.params,
+                    &mut opt.momenta,
+                    "momentum",
+                    &names,
+                    &mut saved,
+                )?;
                 opt.steps = snapshot.steps;
             }
             OptimizerState::Adam(opt) => {
@@ -238,6 +437,29 @@ impl OptimizerState {
         }
         Ok(())
     }
+}
+
+/// Takes each variable's `PREFIX.NAME` tensor out of `saved` into `slots` (none where the
+/// snapshot has none: the variable had not trained yet).
+fn restore_one_per_variable(
+    params: &[Tensor],
+    slots: &mut [Option<Tensor>],
+    prefix: &str,
+    names: &HashMap<usize, String>,
+    saved: &mut BTreeMap<String, Tensor>,
+) -> Result<()> {
+    for (p, slot) in params.iter().zip(slots) {
+        let Some(name) = names.get(&(p.data_ptr() as usize)) else {
+            continue;
+        };
+        let key = format!("{prefix}.{name}");
+        *slot = if saved.contains_key(&key) {
+            Some(take_like(saved, key, p)?)
+        } else {
+            None
+        };
+    }
+    Ok(())
 }
 
 /// Removes `key` from `saved` and returns it as a tensor laid out as `like` (channels_last
@@ -301,7 +523,12 @@ mod tests {
     /// as the original does.
     #[test]
     fn snapshot_restores_the_exact_trajectory() {
-        for optimizer in [Optimizer::rmsprop(), Optimizer::adam()] {
+        for optimizer in [
+            Optimizer::rmsprop(),
+            Optimizer::adam(),
+            Optimizer::adamw(),
+            Optimizer::sgd_nesterov(),
+        ] {
             let make = || {
                 let vs = VarStore::new(Device::Cpu);
                 let layer = vs.root() / "layer";
@@ -331,10 +558,10 @@ mod tests {
                 Vec::<f32>::try_from(&w2).unwrap()
             );
             // A snapshot of another optimizer is refused, naming the tensor.
-            let other = if matches!(optimizer, Optimizer::Adam { .. }) {
-                Optimizer::rmsprop()
-            } else {
+            let other = if matches!(optimizer, Optimizer::RmsProp { .. }) {
                 Optimizer::adam()
+            } else {
+                Optimizer::rmsprop()
             };
             let mut opt3 = other.build(&vs2).unwrap();
             let err = opt3.restore(&vs2, opt.snapshot(&vs).unwrap()).unwrap_err();

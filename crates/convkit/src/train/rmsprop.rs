@@ -7,6 +7,8 @@
 
 use tch::{nn::VarStore, Tensor};
 
+use super::weight_decay::WeightDecay;
+
 /// RMSprop state over the trainable variables of a variable store:
 /// `v = rho v + (1 - rho) g^2;  w -= lr g / sqrt(v + epsilon)`.
 ///
@@ -21,11 +23,23 @@ pub struct KerasRmsProp {
     learning_rate: f64,
     rho: f64,
     epsilon: f64,
+    weight_decay: WeightDecay,
 }
 
 impl KerasRmsProp {
-    /// RMSprop over the trainable variables of `vs`.
+    /// RMSprop over the trainable variables of `vs`, without weight decay.
     pub fn new(vs: &VarStore, learning_rate: f64, rho: f64, epsilon: f64) -> Self {
+        Self::with_weight_decay(vs, learning_rate, rho, epsilon, WeightDecay::default())
+    }
+
+    /// RMSprop with `weight_decay` (coupled: added to the gradient, as PyTorch's).
+    pub fn with_weight_decay(
+        vs: &VarStore,
+        learning_rate: f64,
+        rho: f64,
+        epsilon: f64,
+        weight_decay: WeightDecay,
+    ) -> Self {
         let params = vs.trainable_variables();
         let velocities = params.iter().map(|_| None).collect();
         KerasRmsProp {
@@ -35,6 +49,7 @@ impl KerasRmsProp {
             learning_rate,
             rho,
             epsilon,
+            weight_decay,
         }
     }
 
@@ -71,7 +86,7 @@ impl KerasRmsProp {
             let v = velocity.get_or_insert_with(|| p.zeros_like());
             params.push(p.shallow_clone());
             velocities.push(v.shallow_clone());
-            grads.push(g);
+            grads.push(self.weight_decay.gradient(p, g));
         }
         crate::runtime::rmsprop_step(
             &params,

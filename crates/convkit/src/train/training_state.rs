@@ -3,7 +3,8 @@
 //!
 //! A state lives in its own folder, `epoch-NNNN/`, under the state folder (`RUN/state/`):
 //! `model.safetensors` (every variable), `optimizer.safetensors` (the optimizer's
-//! tensors) and `state.json` (epoch, learning rate, history, callbacks, step count). The
+//! tensors), `ema.safetensors` (the weights' moving average, when the run keeps one) and
+//! `state.json` (epoch, learning rate, history, callbacks, step count). The
 //! JSON is written last and atomically, so a folder without it is an incomplete write and
 //! is ignored; older states are removed only once the new one is complete.
 
@@ -194,6 +195,20 @@ impl SavedState {
             tensors: crate::weights::read_weights(&path)?,
         })
     }
+
+    /// The moving average of the weights, when the run keeps one.
+    pub fn averages(&self) -> Result<Option<Vec<(String, Tensor)>>> {
+        let path = self.averages_path();
+        if !path.is_file() {
+            return Ok(None);
+        }
+        crate::weights::read_weights(&path).map(Some)
+    }
+
+    /// `ema.safetensors`.
+    pub fn averages_path(&self) -> PathBuf {
+        self.dir.join("ema.safetensors")
+    }
 }
 
 /// The state folder of a run (`RUN/state/`).
@@ -237,13 +252,14 @@ impl StateDir {
     }
 
     /// Writes the state after `state.epoch`: the model's variables, the optimizer's tensors,
-    /// then `state.json`; then removes every other state folder. On error the previous state
-    /// stays complete and loadable.
+    /// the weights' moving average (when given), then `state.json`; then removes every other
+    /// state folder. On error the previous state stays complete and loadable.
     pub fn save(
         &self,
         state: &TrainingState,
         weights: &[(String, Tensor)],
         optimizer: &OptimizerSnapshot,
+        averages: Option<&[(String, Tensor)]>,
     ) -> Result<()> {
         let dir = self.root.join(format!("epoch-{:04}", state.epoch));
         if dir.exists() {
@@ -252,6 +268,9 @@ impl StateDir {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         write_tensors(&dir.join("model.safetensors"), weights)?;
         write_tensors(&dir.join("optimizer.safetensors"), &optimizer.tensors)?;
+        if let Some(averages) = averages {
+            write_tensors(&dir.join("ema.safetensors"), averages)?;
+        }
         fault_injection_pause();
         let mut state = state.clone();
         state.optimizer_steps = optimizer.steps;
@@ -336,7 +355,12 @@ mod tests {
         )];
         for epoch in 1..=3 {
             states
-                .save(&TrainingState::new(epoch, 5, 1), &weights, &snapshot())
+                .save(
+                    &TrainingState::new(epoch, 5, 1),
+                    &weights,
+                    &snapshot(),
+                    None,
+                )
                 .unwrap();
         }
         // An incomplete write of epoch 4: tensors, no state.json.
@@ -380,11 +404,11 @@ mod tests {
             Tensor::zeros([2], (Kind::Float, Device::Cpu)),
         )];
         states
-            .save(&TrainingState::new(1, 5, 1), &weights, &snapshot())
+            .save(&TrainingState::new(1, 5, 1), &weights, &snapshot(), None)
             .unwrap();
         std::fs::write(states.root().join("epoch-0002"), b"in the way").unwrap();
         let err = states
-            .save(&TrainingState::new(2, 5, 1), &weights, &snapshot())
+            .save(&TrainingState::new(2, 5, 1), &weights, &snapshot(), None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("epoch-0002"), "{err}");

@@ -26,7 +26,7 @@ pub fn mnist(out_dir: PathBuf) -> RunSpec {
             optimizer: Optimizer::rmsprop(),
             seed: 42,
             precision: Some(Precision::Fp32),
-            state_dir: None,
+            ..FitConfig::default()
         },
         OutputSpec {
             dir: out_dir,

@@ -27,7 +27,7 @@ pub fn train(data_dir: PathBuf, out_dir: PathBuf) -> RunSpec {
             optimizer: Optimizer::rmsprop(),
             seed: 42,
             precision: Some(Precision::Fp32),
-            state_dir: None,
+            ..FitConfig::default()
         },
         OutputSpec {
             dir: out_dir,

@@ -79,7 +79,7 @@ impl From<Fit> for FitConfig {
             optimizer: fit.optimizer,
             seed: fit.seed,
             precision: Some(fit.precision),
-            state_dir: None,
+            ..FitConfig::default()
         }
     }
 }
