@@ -7,6 +7,7 @@ use convkit::device::parse_device;
 use convkit::report::chapter8_page::{format_duration, WorkflowResult};
 use convkit::runtime::Precision;
 use convkit::workflows::chapter8::{Action, Chapter8Event};
+use convkit::workflows::run_spec::Recipe;
 use convkit::workflows::{run_chapter8, Chapter8Job};
 
 /// Run the whole chapter and set convkit's accuracy beside the book's on one page.
@@ -74,6 +75,14 @@ pub struct Chapter8Args {
     #[arg(long)]
     quick: bool,
 
+    /// How every workflow is fitted: book (the chapter's settings: RMSprop at a constant
+    /// rate, 5 to 100 epochs) or fast (convkit's: AdamW, one-cycle, label smoothing and a
+    /// weight average, with each row's epochs cut to what reaches the book's accuracy;
+    /// runs/chapter8-fast unless --out says otherwise). The models and augmentation are the
+    /// chapter's either way.
+    #[arg(long, default_value_t = Recipe::Book, value_parser = super::parse_setting::<Recipe>)]
+    recipe: Recipe,
+
     /// A folder holding mnist/ and cats_vs_dogs/ (default: $CONVKIT_DATA, then ./data).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
@@ -86,14 +95,18 @@ pub struct Chapter8Args {
 pub fn run(args: Chapter8Args, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
     let device = parse_device(device)?;
     let job = Chapter8Job {
-        out_dir: args
-            .out
-            .clone()
-            .unwrap_or_else(|| Chapter8Job::default_out_dir(args.quick)),
+        out_dir: args.out.clone().unwrap_or_else(|| {
+            let dir = Chapter8Job::default_out_dir(args.quick);
+            match args.recipe {
+                Recipe::Book => dir,
+                Recipe::Fast => PathBuf::from(format!("{}-fast", dir.display())),
+            }
+        }),
         quick: args.quick,
         data_dir: args.data.clone(),
         precision,
         progress: !args.quiet,
+        recipe: args.recipe,
     };
     let label = if job.quick { "quick " } else { "" };
     if !args.quiet {
@@ -101,6 +114,11 @@ pub fn run(args: Chapter8Args, device: &str, precision: Option<Precision>) -> an
             eprintln!(
                 "convkit chapter8 --quick: a SMOKE TEST of the chapter's six workflows on small \
                  subsets with 1-2 epochs each; its accuracies mean nothing."
+            );
+        } else if job.recipe == Recipe::Fast {
+            eprintln!(
+                "convkit chapter8 --recipe fast: the chapter's six workflows, fitted with \
+                 convkit's fast recipe (Ctrl-C stops, the same command continues)."
             );
         } else {
             eprintln!(
@@ -154,6 +172,9 @@ pub fn run(args: Chapter8Args, device: &str, precision: Option<Precision>) -> an
             let mut command = format!("convkit chapter8 --out {}", job.out_dir.display());
             if job.quick {
                 command.push_str(" --quick");
+            }
+            if job.recipe != Recipe::Book {
+                command.push_str(&format!(" --recipe {}", job.recipe));
             }
             if let Some(data) = &job.data_dir {
                 command.push_str(&format!(" --data {}", data.display()));

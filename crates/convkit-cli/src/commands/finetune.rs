@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
-use convkit::train::Optimizer;
 use convkit::workflows::presets;
 use convkit::workflows::run_spec::{ModelSource, RunKind, RunSpec, Unfreeze};
 use convkit::workflows::RunOptions;
 
 use super::augment_args::AugmentArgs;
+use super::fit_args::FitArgs;
 use super::TrainingCommand;
 
 /// Fine-tune a transfer-learning run: train the top of its base on at a low rate.
@@ -45,16 +45,11 @@ pub struct FinetuneArgs {
     #[arg(long, value_name = "N")]
     unfreeze_last: Option<usize>,
 
-    /// RMSprop learning rate (the chapter's fine-tuning rate; --lr works too).
-    #[arg(long, visible_alias = "lr", default_value_t = 1e-5, value_name = "LR")]
-    learning_rate: f64,
-
-    /// Passes over the training images.
-    #[arg(long, default_value_t = 30)]
-    epochs: usize,
-
     #[command(flatten)]
     augment: AugmentArgs,
+
+    #[command(flatten)]
+    fit: FitArgs,
 
     /// Run folder to write (default: RUN_DIR-finetune).
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
@@ -78,8 +73,6 @@ pub struct FinetuneArgs {
 pub const SETTING_PATHS: &[(&str, &str)] = &[
     ("unfreeze", "model.source.unfreeze"),
     ("unfreeze_last", "model.source.unfreeze"),
-    ("learning_rate", "fit.optimizer"),
-    ("epochs", "fit.epochs"),
     ("precision", "fit.precision"),
 ];
 
@@ -137,8 +130,6 @@ fn describe(
             presets::finetune(&source, unfreeze, out)?
         }
     };
-    spec.fit.optimizer = Optimizer::rmsprop().with_learning_rate(args.learning_rate);
-    spec.fit.epochs = args.epochs;
     let augmentation = args.augment.layers()?;
     if !augmentation.is_empty() {
         spec.model.augmentation = augmentation;
@@ -146,5 +137,6 @@ fn describe(
     if let Some(precision) = precision {
         spec.fit.precision = Some(precision);
     }
+    args.fit.apply(&mut spec)?;
     Ok(spec)
 }

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use clap::Args;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
-use convkit::train::Optimizer;
 use convkit::workflows::presets;
 use convkit::workflows::run_spec::{DataSource, RunKind, RunSpec};
 use convkit::workflows::RunOptions;
 
+use super::fit_args::FitArgs;
 use super::TrainingCommand;
 
 /// Train the chapter's MNIST convnet and evaluate it on the 10,000 test images.
@@ -49,10 +49,6 @@ pub struct MnistArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 
-    /// Passes over the training images.
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
-
     /// Images per gradient step, per process (under torchrun each step averages the
     /// gradients of one batch per process).
     #[arg(long, default_value_t = 64, value_name = "N")]
@@ -68,9 +64,8 @@ pub struct MnistArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
 
-    /// RMSprop learning rate (Keras' default; --lr works too).
-    #[arg(long, visible_alias = "lr", default_value_t = 1e-3, value_name = "LR")]
-    learning_rate: f64,
+    #[command(flatten)]
+    fit: FitArgs,
 
     /// Train on the first N training images only (before the validation split).
     #[arg(long, value_name = "N")]
@@ -99,10 +94,8 @@ pub const SETTING_PATHS: &[(&str, &str)] = &[
     ("data", "data.source.dir"),
     ("limit", "data.source.limit"),
     ("validation_split", "data.validation_split"),
-    ("epochs", "fit.epochs"),
     ("batch_size", "fit.batch_size"),
     ("seed", "fit.seed"),
-    ("learning_rate", "fit.optimizer"),
     ("precision", "fit.precision"),
 ];
 
@@ -134,11 +127,10 @@ pub fn run(
             limit: args.limit,
         };
         spec.data.validation_split = args.validation_split;
-        spec.fit.epochs = args.epochs;
         spec.fit.batch_size = args.batch_size;
         spec.fit.seed = args.seed;
-        spec.fit.optimizer = Optimizer::rmsprop().with_learning_rate(args.learning_rate);
         spec.fit.precision = Some(precision.unwrap_or_default());
+        args.fit.apply(&mut spec)?;
         Ok(spec)
     };
     match command.run(args.resume.as_deref(), given, describe, &options)? {

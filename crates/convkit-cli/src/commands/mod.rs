@@ -7,6 +7,7 @@ pub mod data_parallel;
 pub mod evaluate;
 pub mod export;
 pub mod finetune;
+pub mod fit_args;
 pub mod mnist;
 pub mod predict;
 pub mod summary;
@@ -74,10 +75,16 @@ fn setting_paths(ids: &[&str], paths: &[(&str, &str)]) -> Vec<String> {
     let augmentation = augment_args::AugmentArgs::augment_args(clap::Command::new("augment"));
     let is_augmentation = |id: &str| augmentation.get_arguments().any(|a| a.get_id() == id);
     ids.iter()
-        .map(|&id| match paths.iter().find(|(arg, _)| *arg == id) {
-            Some((_, path)) => (*path).to_owned(),
-            None if is_augmentation(id) => "model.augmentation".to_owned(),
-            None => id.to_owned(),
+        .map(|&id| {
+            match paths
+                .iter()
+                .chain(fit_args::FIT_SETTING_PATHS)
+                .find(|(arg, _)| *arg == id)
+            {
+                Some((_, path)) => (*path).to_owned(),
+                None if is_augmentation(id) => "model.augmentation".to_owned(),
+                None => id.to_owned(),
+            }
         })
         .collect()
 }
@@ -310,8 +317,12 @@ mod tests {
                 .filter(|id| !NOT_SETTINGS.contains(id))
                 .collect();
             for (id, path) in ids.iter().zip(setting_paths(&ids, paths)) {
-                assert_ne!(
-                    *id, path,
+                let in_a_table = paths
+                    .iter()
+                    .chain(fit_args::FIT_SETTING_PATHS)
+                    .any(|(arg, _)| arg == id);
+                assert!(
+                    in_a_table || *id != path,
                     "{name}: the argument `{id}` names no setting of a run description"
                 );
             }

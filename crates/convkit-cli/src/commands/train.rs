@@ -6,7 +6,7 @@ use clap::Args;
 use convkit::device::parse_device;
 use convkit::models::{BackboneArch, Head, ScratchModel};
 use convkit::runtime::Precision;
-use convkit::train::{EarlyStoppingSettings, Optimizer, ReduceLrOnPlateauSettings};
+use convkit::train::{EarlyStoppingSettings, ReduceLrOnPlateauSettings};
 use convkit::workflows::presets;
 use convkit::workflows::run_spec::{
     CallbackSpec, DataSource, Decoding, ModelSource, RunKind, RunSpec, StorageSpec, Unfreeze,
@@ -15,6 +15,7 @@ use convkit::workflows::transfer::TransferMode;
 use convkit::workflows::{RunDir, RunOptions, Storage};
 
 use super::augment_args::AugmentArgs;
+use super::fit_args::FitArgs;
 use super::TrainingCommand;
 
 /// Train a convnet on image folders: from scratch or on a pretrained ImageNet base.
@@ -136,12 +137,11 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32, value_name = "N")]
     batch_size: usize,
 
-    /// Passes over the training images.
-    #[arg(long, default_value_t = 30)]
-    epochs: usize,
-
     #[command(flatten)]
     augment: AugmentArgs,
+
+    #[command(flatten)]
+    fit: FitArgs,
 
     /// Dropout rate before the classifier (the chapter uses 0.5 with augmentation).
     #[arg(long, value_name = "RATE")]
@@ -154,10 +154,6 @@ pub struct TrainArgs {
     /// plateau (what reduce-on-plateau does within one run).
     #[arg(long, value_name = "RUN_DIR|FILE", conflicts_with_all = ["base", "dropout"])]
     init_from: Option<PathBuf>,
-
-    /// RMSprop learning rate (Keras' default; --lr works too).
-    #[arg(long, visible_alias = "lr", default_value_t = 1e-3, value_name = "LR")]
-    learning_rate: f64,
 
     /// Stop after N epochs without a lower validation loss.
     #[arg(long, value_name = "N")]
@@ -231,9 +227,7 @@ pub const SETTING_PATHS: &[(&str, &str)] = &[
     ("init_from", "model.source"),
     ("dropout", "model.dropout"),
     ("batch_size", "fit.batch_size"),
-    ("epochs", "fit.epochs"),
     ("seed", "fit.seed"),
-    ("learning_rate", "fit.optimizer"),
     ("precision", "fit.precision"),
     ("early_stopping", "callbacks"),
     ("reduce_lr_patience", "callbacks"),
@@ -318,10 +312,9 @@ fn describe(
     spec.model.augmentation = args.augment.layers()?;
     spec.model.dropout = args.dropout;
     spec.fit.batch_size = args.batch_size;
-    spec.fit.epochs = args.epochs;
     spec.fit.seed = args.seed;
-    spec.fit.optimizer = Optimizer::rmsprop().with_learning_rate(args.learning_rate);
     spec.fit.precision = Some(precision.unwrap_or_default());
+    args.fit.apply(&mut spec)?;
     spec.callbacks.extend(args.early_stopping.map(|patience| {
         CallbackSpec::EarlyStopping(EarlyStoppingSettings {
             patience,

@@ -27,7 +27,9 @@ pub(crate) fn register_fonts() {
 type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor, bool);
 
 /// Draws loss (left) and accuracy (right) per epoch, training as dots and validation as a
-/// line, and writes the PNG to `path` atomically.
+/// line, and, when the learning rate changed during the run (a schedule, or a reduction on
+/// plateau), the rate each epoch started with (third panel); writes the PNG to `path`
+/// atomically.
 pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Result<()> {
     register_fonts();
     let plot_error = |e: &dyn std::fmt::Display| Error::plot(path, e);
@@ -58,30 +60,47 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
             false,
         ),
     ];
+    let rates = column(&|r| Some(r.learning_rate));
+    let rate_changes = rates.windows(2).any(|w| w[0].1 != w[1].1);
+    let green = RGBColor(44, 160, 44);
+    let width = if rate_changes { 1800 } else { 1200 };
     write_atomic_with(path, |tmp| {
         // The temporary path keeps the .png extension, which the encoder needs.
-        let root = BitMapBackend::new(tmp, (1200, 480)).into_drawing_area();
+        let root = BitMapBackend::new(tmp, (width, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_error(&e))?;
         let root = root
             .titled(title, ("sans-serif", 22).into_font())
             .map_err(|e| plot_error(&e))?;
-        let (left, right) = root.split_horizontally(600);
+        let (left, rest) = root.split_horizontally(600);
+        let (middle, right) = rest.split_horizontally(600);
+        let epochs = history.epochs.len();
         draw_panel(
             &left,
             "Loss",
             &loss,
-            history.epochs.len(),
+            epochs,
             SeriesLabelPosition::UpperRight,
         )
         .map_err(|e| plot_error(&e))?;
         draw_panel(
-            &right,
+            &middle,
             "Accuracy",
             &accuracy,
-            history.epochs.len(),
+            epochs,
             SeriesLabelPosition::LowerRight,
         )
         .map_err(|e| plot_error(&e))?;
+        if rate_changes {
+            let series = [("Learning rate (epoch start)", rates.clone(), green, false)];
+            draw_panel(
+                &right,
+                "Learning rate",
+                &series,
+                epochs,
+                SeriesLabelPosition::UpperRight,
+            )
+            .map_err(|e| plot_error(&e))?;
+        }
         root.present().map_err(|e| plot_error(&e))
     })
 }
@@ -119,7 +138,13 @@ fn draw_panel<DB: DrawingBackend>(
         .x_desc("Epoch")
         .x_labels(epochs.clamp(2, 12))
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.3}"))
+        .y_label_formatter(&|y| {
+            if hi < 0.01 && *y != 0.0 {
+                format!("{y:.1e}")
+            } else {
+                format!("{y:.3}")
+            }
+        })
         .label_style(("sans-serif", 13))
         .light_line_style(WHITE)
         .draw()?;
@@ -194,6 +219,34 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
         assert!(bytes.len() > 5_000);
+    }
+
+    /// A run whose rate moved gets a third panel: the image is wider.
+    #[test]
+    fn a_schedule_adds_the_learning_rate_panel() {
+        let history = |rate: &dyn Fn(usize) -> f64| History {
+            epochs: (1..=6)
+                .map(|e| EpochRecord {
+                    epoch: e,
+                    loss: 1.0 / e as f64,
+                    accuracy: 0.5,
+                    val_loss: None,
+                    val_accuracy: None,
+                    learning_rate: rate(e),
+                    seconds: 1.0,
+                    images_per_second: 10.0,
+                })
+                .collect(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let width = |h: &History| {
+            let path = dir.path().join("curves.png");
+            plot_training_curves(h, "test", &path).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            u32::from_be_bytes(bytes[16..20].try_into().unwrap())
+        };
+        assert_eq!(width(&history(&|_| 1e-3)), 1200);
+        assert_eq!(width(&history(&|e| 1e-3 / e as f64)), 1800);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::models::BackboneArch;
 use crate::report::chapter8_page::BookFigure;
 use crate::runtime::Precision;
 use crate::workflows::presets;
-use crate::workflows::run_spec::{ModelSource, RunSpec, Unfreeze};
+use crate::workflows::run_spec::{ModelSource, Recipe, RunKind, RunSpec, Unfreeze};
 use crate::workflows::transfer::TransferMode;
 
 /// The workflows' names, in the order they run; each is also its run folder's name.
@@ -36,7 +36,7 @@ pub const QUICK_VGG16_SIZE: u32 = 64;
 
 /// How a workflow's run is described.
 #[derive(Clone, Debug)]
-pub enum Recipe {
+pub enum WorkflowRun {
     /// A run of its own.
     Run(Box<RunSpec>),
     /// Fine-tuning of the run in `source`, described once that run is finished.
@@ -45,30 +45,36 @@ pub enum Recipe {
         source: PathBuf,
         /// The fine-tuning run's folder.
         out_dir: PathBuf,
-        /// Epochs.
-        epochs: usize,
+        /// Epochs; `None`: the recipe's.
+        epochs: Option<usize>,
         /// The precision; `None` keeps the source run's.
         precision: Option<Precision>,
+        /// How it is fitted.
+        recipe: Recipe,
     },
 }
 
-impl Recipe {
+impl WorkflowRun {
     /// The run description (for fine-tuning, read from the finished source run).
     pub fn spec(&self) -> Result<RunSpec> {
         match self {
-            Recipe::Run(spec) => Ok((**spec).clone()),
-            Recipe::Finetune {
+            WorkflowRun::Run(spec) => Ok((**spec).clone()),
+            WorkflowRun::Finetune {
                 source,
                 out_dir,
                 epochs,
                 precision,
+                recipe,
             } => {
                 let unfreeze = Unfreeze {
                     layers: vec!["block5".into()],
                     last: None,
                 };
                 let mut spec = presets::finetune(source, unfreeze, out_dir.clone())?;
-                spec.fit.epochs = *epochs;
+                presets::apply_recipe(&mut spec, *recipe);
+                if let Some(epochs) = epochs {
+                    spec.fit.epochs = *epochs;
+                }
                 if let Some(precision) = precision {
                     spec.fit.precision = Some(*precision);
                 }
@@ -92,7 +98,7 @@ pub struct Workflow {
     /// Epochs it trains for.
     pub epochs: usize,
     /// Its run.
-    pub recipe: Recipe,
+    pub run: WorkflowRun,
 }
 
 impl Workflow {
@@ -103,9 +109,9 @@ impl Workflow {
 
     /// Whether it needs VGG16's weights.
     pub fn uses_vgg16(&self) -> bool {
-        match &self.recipe {
-            Recipe::Run(spec) => spec.model.base().is_some(),
-            Recipe::Finetune { .. } => true,
+        match &self.run {
+            WorkflowRun::Run(spec) => spec.model.base().is_some(),
+            WorkflowRun::Finetune { .. } => true,
         }
     }
 
@@ -146,6 +152,8 @@ pub struct RecipeOptions<'a> {
     /// The precision to train in; `None`: fp32 for new runs, the source run's own for
     /// fine-tuning (as the commands do).
     pub precision: Option<Precision>,
+    /// How every workflow is fitted: the book's settings, or convkit's fast ones.
+    pub recipe: Recipe,
 }
 
 /// The six workflows with the chapter's settings (or the smoke test's).
@@ -171,7 +179,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
     };
     let scratch_size = if q { QUICK_SCRATCH_SIZE } else { 180 };
     let vgg_size = if q { QUICK_VGG16_SIZE } else { 180 };
-    let scratch = train("scratch", scratch_size, if q { 2 } else { 30 });
+    let mut scratch = train("scratch", scratch_size, if q { 2 } else { 30 });
     let mut augmentation = train("augmentation", scratch_size, if q { 2 } else { 100 });
     augmentation.model.augmentation = chapter_augmentation();
     augmentation.model.dropout = Some(0.5);
@@ -188,16 +196,43 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
     let mut frozen = train("vgg16-frozen", vgg_size, if q { 2 } else { 50 });
     frozen.model.source = vgg16(TransferMode::Frozen);
     frozen.model.augmentation = chapter_augmentation();
-    let finetune_epochs = if q { 1 } else { 30 };
+    let fast = options.recipe == Recipe::Fast;
+    for spec in [
+        &mut mnist,
+        &mut scratch,
+        &mut augmentation,
+        &mut features,
+        &mut frozen,
+    ] {
+        let epochs = spec.fit.epochs;
+        presets::apply_recipe(spec, options.recipe);
+        if q {
+            spec.fit.epochs = epochs;
+        }
+    }
+    let finetune_epochs = match (q, fast) {
+        (true, _) => Some(1),
+        (false, false) => Some(30),
+        (false, true) => None,
+    };
+    // What fine-tuning will be once vgg16-frozen is done (its description needs that run).
+    let mut finetune_preview = frozen.clone();
+    finetune_preview.kind = RunKind::Finetune;
+    finetune_preview.fit.epochs = 30;
+    presets::apply_recipe(&mut finetune_preview, options.recipe);
+    if let Some(epochs) = finetune_epochs {
+        finetune_preview.fit.epochs = epochs;
+    }
     let side = |spec: &RunSpec| spec.data.decoding().image_size;
     vec![
         Workflow {
             name: "mnist",
             title: "MNIST convnet",
             description: format!(
-                "Conv2D 32/64/128 with max pooling, Flatten, Dense 10 softmax; RMSprop, \
+                "Conv2D 32/64/128 with max pooling, Flatten, Dense 10 softmax; {}, \
                  batches of {}, epochs: {}{}; measured on the 10,000 test images (the \
                  previous chapter's dense network: 97.8%).",
+                fitting(&mnist),
                 mnist.fit.batch_size,
                 mnist.fit.epochs,
                 if q {
@@ -208,15 +243,16 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             ),
             book: book("test", 0.991, None, "99.1% test", 5),
             epochs: mnist.fit.epochs,
-            recipe: Recipe::Run(Box::new(mnist)),
+            run: WorkflowRun::Run(Box::new(mnist)),
         },
         Workflow {
             name: "scratch",
             title: "Cats vs dogs from scratch",
             description: format!(
                 "The small convnet (five 3x3 convolutions, max pooling, Dense 1 sigmoid) on \
-                 {s}x{s} images, RMSprop, {} epochs; the epoch with the lowest validation \
+                 {s}x{s} images, {}, {} epochs; the epoch with the lowest validation \
                  loss is kept (the book's overfits within about 10 epochs).",
+                fitting(&scratch),
                 scratch.fit.epochs,
                 s = side(&scratch)
             ),
@@ -228,7 +264,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
                 30,
             ),
             epochs: scratch.fit.epochs,
-            recipe: Recipe::Run(Box::new(scratch)),
+            run: WorkflowRun::Run(Box::new(scratch)),
         },
         Workflow {
             name: "augmentation",
@@ -236,7 +272,8 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             description: format!(
                 "The same convnet with RandomFlip(horizontal), RandomRotation(0.1), \
                  RandomZoom(0.2) in front and Dropout(0.5) before the classifier, on \
-                 {s}x{s} images, {} epochs.",
+                 {s}x{s} images, {}, {} epochs.",
+                fitting(&augmentation),
                 augmentation.fit.epochs,
                 s = side(&augmentation)
             ),
@@ -248,7 +285,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
                 100,
             ),
             epochs: augmentation.fit.epochs,
-            recipe: Recipe::Run(Box::new(augmentation)),
+            run: WorkflowRun::Run(Box::new(augmentation)),
         },
         Workflow {
             name: "vgg16-features",
@@ -256,21 +293,23 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             description: format!(
                 "The ImageNet VGG16 base runs once per {s}x{s} image (features cached), and \
                  Flatten, Dense 256, Dropout 0.5, Dense 1 trains on the features for {} \
-                 epochs (RMSprop).",
+                 epochs ({}).",
                 features.fit.epochs,
+                fitting(&features),
                 s = side(&features)
             ),
             book: book("validation", 0.97, None, "about 97% validation", 20),
             epochs: features.fit.epochs,
-            recipe: Recipe::Run(Box::new(features)),
+            run: WorkflowRun::Run(Box::new(features)),
         },
         Workflow {
             name: "vgg16-frozen",
             title: "VGG16 frozen base with augmentation, end to end",
             description: format!(
                 "Augmentation, VGG16's preprocessing, the frozen base (0 trainable tensors) \
-                 and the same head, trained end to end on {s}x{s} images for {} epochs.",
+                 and the same head, trained end to end on {s}x{s} images for {} epochs ({}).",
                 frozen.fit.epochs,
+                fitting(&frozen),
                 s = side(&frozen)
             ),
             book: book(
@@ -281,29 +320,71 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
                 50,
             ),
             epochs: frozen.fit.epochs,
-            recipe: Recipe::Run(Box::new(frozen)),
+            run: WorkflowRun::Run(Box::new(frozen)),
         },
         Workflow {
             name: "vgg16-finetune",
             title: "VGG16 fine-tuning of block5",
-            description: format!(
-                "vgg16-frozen's best model with block5_conv1..3 unfrozen, RMSprop at \
-                 learning rate 1e-5, {finetune_epochs} epochs, with its augmentation."
-            ),
+            description: if fast {
+                format!(
+                    "vgg16-frozen's best model with block5_conv1..3 unfrozen, {}, {} epochs, \
+                     with its augmentation.",
+                    fitting(&finetune_preview),
+                    finetune_preview.fit.epochs
+                )
+            } else {
+                format!(
+                    "vgg16-frozen's best model with block5_conv1..3 unfrozen, RMSprop at \
+                     learning rate 1e-5, {} epochs, with its augmentation.",
+                    finetune_preview.fit.epochs
+                )
+            },
             book: book("test", 0.985, None, "about 98.5% test", 30),
-            epochs: finetune_epochs,
-            recipe: Recipe::Finetune {
+            epochs: finetune_preview.fit.epochs,
+            run: WorkflowRun::Finetune {
                 source: out.join("vgg16-frozen"),
                 out_dir: out.join("vgg16-finetune"),
                 epochs: finetune_epochs,
                 precision: options.precision,
+                recipe: options.recipe,
             },
         },
     ]
 }
 
+/// How a run is fitted, in words: `RMSprop` for the book's recipe; the fast recipe's
+/// optimizer, schedule and regularizers.
+fn fitting(spec: &RunSpec) -> String {
+    let fit = &spec.fit;
+    if spec.recipe == Recipe::Book {
+        return "RMSprop".into();
+    }
+    let mut parts = vec![format!(
+        "{} at {:e} (weight decay {})",
+        match fit.optimizer.name() {
+            "adamw" => "AdamW",
+            "adam" => "Adam",
+            "sgd" => "SGD",
+            _ => "RMSprop",
+        },
+        fit.optimizer.learning_rate(),
+        fit.optimizer.weight_decay().rate
+    )];
+    parts.push(format!(
+        "{} schedule",
+        fit.schedule.name().replace('_', "-")
+    ));
+    if fit.label_smoothing > 0.0 {
+        parts.push(format!("label smoothing {}", fit.label_smoothing));
+    }
+    if let Some(ema) = fit.ema {
+        parts.push(format!("weight average {}", ema.decay));
+    }
+    parts.join(", ")
+}
+
 /// Notes shown under the page's header: what the figures are, and what they are not.
-pub fn notes(quick: bool, quick_cats: &Path) -> Vec<String> {
+pub fn notes(quick: bool, quick_cats: &Path, recipe: Recipe) -> Vec<String> {
     let mut notes = vec![
         "convkit's figure for MNIST is on its 10,000 test images. For cats vs dogs it is on \
          the data's test split when it has one, else on its validation split: the data \
@@ -316,6 +397,16 @@ pub fn notes(quick: bool, quick_cats: &Path) -> Vec<String> {
          vgg16-features: the head trained on the cached features)."
             .to_owned(),
     ];
+    if recipe == Recipe::Fast {
+        notes.push(
+            "Fitted with convkit's fast recipe (--recipe fast): the chapter's models, \
+             augmentation and dropout, trained with AdamW, a one-cycle learning-rate schedule, \
+             label smoothing and (from scratch) a moving average of the weights, for far fewer \
+             epochs than the book; each workflow's settings say which. The book's figure \
+             beside each result is for the book's recipe and epochs."
+                .to_owned(),
+        );
+    }
     if quick {
         notes.push(format!(
             "Quick run: MNIST for 1 epoch on its first {QUICK_MNIST_IMAGES} training images; \
@@ -346,6 +437,7 @@ mod tests {
             mnist_dir: None,
             cats: Path::new("cats"),
             precision: None,
+            recipe: Recipe::Book,
         }
     }
 
@@ -356,7 +448,7 @@ mod tests {
         assert_eq!(names, WORKFLOW_NAMES);
         let epochs: Vec<usize> = full.iter().map(|s| s.epochs).collect();
         assert_eq!(epochs, [5, 30, 100, 20, 50, 30]);
-        let Recipe::Run(aug) = &full[2].recipe else {
+        let WorkflowRun::Run(aug) = &full[2].run else {
             panic!("augmentation trains")
         };
         assert_eq!(aug.model.augmentation, chapter_augmentation());
@@ -364,17 +456,17 @@ mod tests {
             (aug.model.dropout, aug.data.decoding().image_size),
             (Some(0.5), 180)
         );
-        let Recipe::Run(features) = &full[3].recipe else {
+        let WorkflowRun::Run(features) = &full[3].run else {
             panic!("features train")
         };
         assert!(features.model.uses_cached_features());
-        let Recipe::Finetune { source, .. } = &full[5].recipe else {
+        let WorkflowRun::Finetune { source, .. } = &full[5].run else {
             panic!("the last one fine-tunes")
         };
         assert_eq!(source, &PathBuf::from("runs/chapter8/vgg16-frozen"));
         let quick = chapter_workflows(&options(true));
         assert!(quick.iter().all(|s| s.epochs <= 2));
-        let Recipe::Run(mnist) = &quick[0].recipe else {
+        let WorkflowRun::Run(mnist) = &quick[0].run else {
             panic!("MNIST first")
         };
         assert_eq!(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tch::Device;
 
 use super::quick_subset::{cats_source, make_quick_subset, quick_cats_dir};
-use super::recipes::{chapter_workflows, notes, Recipe, RecipeOptions, Workflow};
+use super::recipes::{chapter_workflows, notes, RecipeOptions, Workflow, WorkflowRun};
 use crate::atomic_file::write_atomic;
 use crate::data::image_folder::{load_image, ImageFolder, ImageOptions};
 use crate::error::{Error, Result};
@@ -24,7 +24,7 @@ use crate::report::Machine;
 use crate::runtime::Precision;
 use crate::workflows::pipeline::{self, RunOptions, RunReport};
 use crate::workflows::run_dir::RunDir;
-use crate::workflows::run_spec::{differences, Checkpoint, Compared, RunSpec};
+use crate::workflows::run_spec::{differences, Checkpoint, Compared, Recipe, RunSpec};
 
 /// The file names written into the output folder.
 const PAGE: &str = "chapter8.html";
@@ -47,6 +47,9 @@ pub struct Chapter8Job {
     pub precision: Option<Precision>,
     /// Progress bars and per-epoch lines of each workflow on stderr.
     pub progress: bool,
+    /// How the workflows are fitted: the book's settings (the default) or convkit's fast
+    /// ones.
+    pub recipe: Recipe,
 }
 
 impl Chapter8Job {
@@ -59,6 +62,7 @@ impl Chapter8Job {
             data_dir: None,
             precision: None,
             progress: false,
+            recipe: Recipe::Book,
         }
     }
 
@@ -155,13 +159,13 @@ fn check_recorded(run: &RunDir, workflow: &Workflow, quick: bool) -> Result<()> 
         ));
     }
     let recorded = run.spec()?;
-    if let Recipe::Finetune { source, .. } = &workflow.recipe {
+    if let WorkflowRun::Finetune { source, .. } = &workflow.run {
         // The source run defines most of the settings; without it, nothing to compare.
         if RunDir::at(source).checkpoint().is_none() {
             return Ok(());
         }
     }
-    let expected = workflow.recipe.spec()?;
+    let expected = workflow.run.spec()?;
     if recorded.kind != expected.kind {
         return Err(Error::invalid_data(
             &config,
@@ -208,7 +212,7 @@ fn run_workflow(
             other => Ok((other?, Action::Resume)),
         },
         State::Fresh => Ok((
-            pipeline::run(&workflow.recipe.spec()?, options)?,
+            pipeline::run(&workflow.run.spec()?, options)?,
             Action::Train,
         )),
     }
@@ -391,6 +395,7 @@ pub fn run_chapter8(
         mnist_dir: job.data_dir.clone(),
         cats: &cats,
         precision: job.precision,
+        recipe: job.recipe,
     });
     let states: Vec<State> = workflows
         .iter()
@@ -418,7 +423,7 @@ pub fn run_chapter8(
         date: now_utc(),
         convkit_version: env!("CARGO_PKG_VERSION").into(),
         machine: Machine::this(device),
-        notes: notes(job.quick, &quick_cats_dir(out)),
+        notes: notes(job.quick, &quick_cats_dir(out), job.recipe),
         workflows: workflows.iter().map(|w| pending(w, out)).collect(),
     };
     let write = |summary: &mut Chapter8Summary| -> Result<()> {
@@ -517,6 +522,7 @@ mod tests {
             mnist_dir: None,
             cats: Path::new("/data/cats_vs_dogs"),
             precision: Some(Precision::Bf16),
+            recipe: Recipe::Book,
         });
         let old = serde_json::json!({
             "job": "mnist", "data_dir": "/data/mnist", "device": "cpu", "precision": "bf16",
@@ -527,7 +533,7 @@ mod tests {
                 "epsilon": 1e-7}, "progress": true, "precision": "bf16"}
         });
         let recorded = legacy_v1::convert(old, Path::new("run.json")).unwrap();
-        let Recipe::Run(expected) = &workflows[0].recipe else {
+        let WorkflowRun::Run(expected) = &workflows[0].run else {
             panic!("MNIST runs")
         };
         assert!(differences(&recorded, expected, Compared::AllBut(&[])).is_empty());

@@ -5,10 +5,12 @@
 
 mod finetune;
 mod mnist;
+mod recipe;
 mod train;
 
 pub use finetune::finetune;
 pub use mnist::mnist;
+pub use recipe::apply_recipe;
 pub use train::train;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::callback_spec::CallbackSpec;
 use super::data_spec::{DataSource, DataSpec};
 use super::model_spec::{ModelSource, ModelSpec};
+use super::recipe::Recipe;
 use crate::error::{Error, Result};
 use crate::json_file::{read_json, write_json};
 use crate::runtime::Precision;
@@ -115,7 +116,11 @@ pub struct RunSpec {
     pub data: DataSpec,
     /// The model: where its architecture and weights come from.
     pub model: ModelSpec,
-    /// How it is fitted: epochs, batch size, optimizer and learning rate, precision, seed.
+    /// The recipe the fitting settings started from (`fit` holds them, overrides included).
+    #[serde(default)]
+    pub recipe: Recipe,
+    /// How it is fitted: epochs, batch size, optimizer and learning rate, schedule,
+    /// regularizers, precision, seed.
     pub fit: FitConfig,
     /// Callbacks that steer the fit (early stopping, learning-rate changes), by name.
     #[serde(default)]
@@ -142,6 +147,7 @@ impl RunSpec {
             kind,
             data,
             model,
+            recipe: Recipe::Book,
             fit,
             callbacks: Vec::new(),
             output,
@@ -201,7 +207,7 @@ impl RunSpec {
                 "the batch size must be at least 1".into(),
             ));
         }
-        Ok(())
+        self.fit.check()
     }
 
     /// Reads a `run.json`: this version's, or one written by an earlier convkit (converted;

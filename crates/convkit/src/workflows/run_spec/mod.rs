@@ -8,6 +8,7 @@ pub mod description;
 pub mod differences;
 pub mod legacy_v1;
 pub mod model_spec;
+pub mod recipe;
 
 pub use callback_spec::CallbackSpec;
 pub use data_spec::{DataSource, DataSpec, Decoding, StorageSpec};
@@ -16,3 +17,4 @@ pub use description::{
 };
 pub use differences::{differences, Compared, Difference};
 pub use model_spec::{ModelSource, ModelSpec, Unfreeze};
+pub use recipe::Recipe;

@@ -1,0 +1,117 @@
+//! The flags that say how a model is fitted, shared by `mnist`, `train` and `finetune`.
+
+use clap::Args;
+use convkit::train::{Ema, Optimizer, Schedule, OPTIMIZER_NAMES};
+use convkit::workflows::presets::apply_recipe;
+use convkit::workflows::run_spec::{Recipe, RunSpec};
+
+/// How the model is fitted: a recipe, and flags that override it.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Fitting (a recipe, and flags that override it)")]
+pub struct FitArgs {
+    /// book: the chapter's settings (RMSprop at a constant rate for the chapter's epochs).
+    /// fast: convkit's settings that reach the chapter's accuracy in a fraction of the
+    /// epochs: AdamW with weight decay, a one-cycle schedule, label smoothing and (from
+    /// scratch) a moving average of the weights, with epochs and rates measured for each
+    /// of the chapter's rows (BENCHMARKS.md). The model, augmentation and dropout flags
+    /// are never changed by a recipe; the flags below override it.
+    #[arg(long, default_value_t = Recipe::Book, value_parser = super::parse_setting::<Recipe>)]
+    pub recipe: Recipe,
+
+    /// Passes over the training images (default: the recipe's).
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+
+    /// rmsprop (Keras' form), adam, adamw (decoupled weight decay, default 0.01) or sgd
+    /// (Nesterov momentum 0.9, learning rate 0.01). Default: the recipe's.
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(OPTIMIZER_NAMES))]
+    pub optimizer: Option<String>,
+
+    /// The learning rate (the peak of a schedule); --lr works too. Default: the recipe's,
+    /// or the optimizer's own when --optimizer changes it. `convkit lr-find` suggests one.
+    #[arg(long, visible_alias = "lr", value_name = "LR")]
+    pub learning_rate: Option<f64>,
+
+    /// Weight decay of kernels and dense weights (not of biases or batch norm): added to the
+    /// gradient for rmsprop, adam and sgd, decoupled for adamw.
+    #[arg(long, value_name = "RATE")]
+    pub weight_decay: Option<f64>,
+
+    /// How the learning rate moves over the run, step by step: constant; warmup-cosine (a
+    /// linear rise over --warmup-epochs, then a half cosine to 0); one-cycle (fastai's:
+    /// a cosine rise over the first quarter of the steps from a 25th of the rate, then a
+    /// cosine fall to almost 0). Drawn in curves.png.
+    #[arg(long, value_name = "NAME", value_parser = ["constant", "warmup-cosine", "one-cycle"])]
+    pub schedule: Option<String>,
+
+    /// Epochs of warmup of the warmup-cosine schedule.
+    #[arg(
+        long,
+        value_name = "EPOCHS",
+        default_value_t = 1.0,
+        requires = "schedule"
+    )]
+    pub warmup_epochs: f64,
+
+    /// Label smoothing of the training loss (0.1: targets 0.95/0.05 for two classes);
+    /// validation losses stay plain.
+    #[arg(long, value_name = "AMOUNT")]
+    pub label_smoothing: Option<f64>,
+
+    /// Keep a moving average of the weights with this decay (0.999: over about the last
+    /// 1,000 steps); it is validated, checkpointed, evaluated and exported in place of the
+    /// raw weights. 0 turns it off.
+    #[arg(long, value_name = "DECAY")]
+    pub ema: Option<f64>,
+}
+
+/// Argument id -> setting path, for the fitting flags.
+pub const FIT_SETTING_PATHS: &[(&str, &str)] = &[
+    ("recipe", "recipe"),
+    ("epochs", "fit.epochs"),
+    ("optimizer", "fit.optimizer"),
+    ("learning_rate", "fit.optimizer"),
+    ("weight_decay", "fit.optimizer"),
+    ("schedule", "fit.schedule"),
+    ("warmup_epochs", "fit.schedule"),
+    ("label_smoothing", "fit.label_smoothing"),
+    ("ema", "fit.ema"),
+];
+
+impl FitArgs {
+    /// Applies the recipe to `spec` (already holding its model and augmentation), then the
+    /// flags given.
+    pub fn apply(&self, spec: &mut RunSpec) -> anyhow::Result<()> {
+        apply_recipe(spec, self.recipe);
+        let fit = &mut spec.fit;
+        if let Some(epochs) = self.epochs {
+            fit.epochs = epochs;
+        }
+        if let Some(name) = &self.optimizer {
+            if name != fit.optimizer.name() {
+                fit.optimizer = Optimizer::from_name(name)?;
+            }
+        }
+        if let Some(rate) = self.learning_rate {
+            fit.optimizer = fit.optimizer.with_learning_rate(rate);
+        }
+        if let Some(rate) = self.weight_decay {
+            fit.optimizer = fit.optimizer.with_weight_decay(rate);
+        }
+        if let Some(name) = &self.schedule {
+            fit.schedule = match name.as_str() {
+                "constant" => Schedule::Constant,
+                "warmup-cosine" => Schedule::warmup_cosine(self.warmup_epochs),
+                _ => Schedule::one_cycle(),
+            };
+        }
+        if let Some(amount) = self.label_smoothing {
+            fit.label_smoothing = amount;
+        }
+        if let Some(decay) = self.ema {
+            fit.ema = (decay != 0.0).then_some(Ema { decay });
+        }
+        fit.check()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! The recipes' fitting settings: the book's, and convkit's fast ones, per kind of run.
+
+use crate::models::ScratchModel;
+use crate::train::{Ema, Optimizer, Schedule};
+use crate::workflows::run_spec::{ModelSource, Recipe, RunKind, RunSpec};
+use crate::workflows::transfer::TransferMode;
+
+/// Sets how `spec` is fitted as `recipe` says, for the model and augmentation it already
+/// has: the optimizer, schedule, epochs, label smoothing and weight average. The batch
+/// size, seed, precision and everything about the model stay as they are.
+///
+/// [`Recipe::Book`] keeps the preset's epochs and optimizer (the chapter's) and takes away
+/// any schedule, smoothing and average; [`Recipe::Fast`] sets the values measured in
+/// BENCHMARKS.md for each of the chapter's rows.
+pub fn apply_recipe(spec: &mut RunSpec, recipe: Recipe) {
+    spec.recipe = recipe;
+    let fit = &mut spec.fit;
+    match recipe {
+        Recipe::Book => {
+            fit.schedule = Schedule::Constant;
+            fit.label_smoothing = 0.0;
+            fit.ema = None;
+        }
+        Recipe::Fast => {
+            let fast = fast_settings(spec);
+            let fit = &mut spec.fit;
+            fit.epochs = fast.epochs;
+            fit.optimizer = Optimizer::adamw()
+                .with_learning_rate(fast.learning_rate)
+                .with_weight_decay(fast.weight_decay);
+            fit.schedule = Schedule::one_cycle();
+            fit.label_smoothing = fast.label_smoothing;
+            fit.ema = fast.ema_decay.map(|decay| Ema { decay });
+        }
+    }
+}
+
+/// One row's fast settings.
+struct FastSettings {
+    epochs: usize,
+    learning_rate: f64,
+    weight_decay: f64,
+    label_smoothing: f64,
+    ema_decay: Option<f64>,
+}
+
+/// The fast settings for the kind of run `spec` describes.
+fn fast_settings(spec: &RunSpec) -> FastSettings {
+    let augmented = !spec.model.augmentation.is_empty();
+    let row = |epochs, learning_rate, weight_decay, label_smoothing, ema_decay| FastSettings {
+        epochs,
+        learning_rate,
+        weight_decay,
+        label_smoothing,
+        ema_decay,
+    };
+    match (&spec.kind, &spec.model.source) {
+        (RunKind::Mnist, _) => row(3, 3e-3, 0.05, 0.0, None),
+        (RunKind::Finetune, _) => row(6, 2e-5, 0.05, 0.1, None),
+        (_, ModelSource::Pretrained { mode, .. }) => match mode {
+            TransferMode::Features => row(8, 1e-3, 0.05, 0.1, None),
+            TransferMode::Frozen => row(6, 1e-3, 0.05, 0.1, None),
+        },
+        (_, ModelSource::Checkpoint { .. }) => row(10, 1e-4, 0.05, 0.1, None),
+        (_, ModelSource::Scratch { architecture }) => match architecture {
+            ScratchModel::MiniXception => row(60, 3e-3, 0.05, 0.1, Some(0.998)),
+            _ if augmented => row(40, 2e-3, 0.05, 0.1, Some(0.998)),
+            _ => row(12, 1e-3, 0.05, 0.1, None),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_book_takes_away_what_fast_adds_and_keeps_the_model() {
+        let mut spec = super::super::train("data".into(), "runs/t".into());
+        spec.model.augmentation = crate::models::chapter_augmentation();
+        let model = spec.model.clone();
+        apply_recipe(&mut spec, Recipe::Fast);
+        assert_eq!(spec.recipe, Recipe::Fast);
+        assert_eq!(spec.fit.optimizer.name(), "adamw");
+        assert!(spec.fit.ema.is_some() && spec.fit.label_smoothing > 0.0);
+        assert_eq!(spec.model, model);
+        spec.check().unwrap();
+        apply_recipe(&mut spec, Recipe::Book);
+        assert_eq!(spec.fit.schedule, Schedule::Constant);
+        assert!(spec.fit.ema.is_none() && spec.fit.label_smoothing == 0.0);
+        assert_eq!(spec.model, model);
+    }
+}
