@@ -17,12 +17,13 @@ pub mod reduce_lr_on_plateau;
 pub mod rmsprop;
 pub mod sample_predictions;
 pub mod training_state;
+pub mod tta;
 
 pub use adam::KerasAdam;
 pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
 pub use callbacks::{BatchEnd, Callback, CallbackSettings, HistoryCsv, LatestModel, TrainControl};
 pub use early_stopping::{EarlyStopping, EarlyStoppingSettings};
-pub use evaluate::{evaluate, Evaluation};
+pub use evaluate::{evaluate, evaluate_with, Evaluation};
 pub use fit::{fit, FitConfig};
 pub use history::{EpochRecord, History};
 pub use monitor::{Monitor, MonitorMode};
@@ -30,8 +31,9 @@ pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState};
 pub use progress::ProgressBars;
 pub use reduce_lr_on_plateau::{ReduceLrOnPlateau, ReduceLrOnPlateauSettings};
 pub use rmsprop::KerasRmsProp;
-pub use sample_predictions::{predict_samples, SamplePredictions};
+pub use sample_predictions::{predict_samples, predict_samples_with, SamplePredictions};
 pub use training_state::{CallbackStates, SavedState, StateDir, TrainingState};
+pub use tta::Tta;
 
 #[cfg(test)]
 pub(crate) mod test_support {
