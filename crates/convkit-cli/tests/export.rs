@@ -24,6 +24,7 @@ use convkit::models::{
 };
 use convkit::models::{LayerSpec, Sequential};
 use convkit::tch::{Device, Kind, Tensor};
+use convkit::train::Tta;
 use convkit::workflows::predict_images;
 use convkit::Model;
 
@@ -292,7 +293,8 @@ fn every_model_kind_exports_and_matches_predict() {
         assert_eq!(summary["path"], onnx.to_str().unwrap(), "{summary}");
         assert_eq!(summary["opset"], 17, "{summary}");
 
-        let predictions = predict_images(&run, &case.images, 1, Device::Cpu, None).unwrap();
+        let predictions =
+            predict_images(&run, &case.images, 1, Device::Cpu, None, Tta::None).unwrap();
         let input = run.join("input.f32");
         let bytes: Vec<u8> = pixels.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&input, bytes).unwrap();

@@ -227,15 +227,23 @@ pub fn print_report(report: &RunReport, json: bool) -> anyhow::Result<()> {
     if report.kind != RunKind::Mnist {
         if let Some(v) = &report.best_validation {
             println!(
-                "Best epoch: {} of {} - validation accuracy {:.4} (loss {:.4}, {} images)",
-                report.best_epoch, report.epochs, v.accuracy, v.loss, v.count
+                "Best epoch: {} of {} - validation accuracy {:.4} (loss {:.4}, {} images{})",
+                report.best_epoch,
+                report.epochs,
+                v.accuracy,
+                v.loss,
+                v.count,
+                evaluate::tta_suffix(v.tta)
             );
         }
     }
     if let Some(t) = &report.test {
         println!(
-            "Test accuracy: {:.4} (loss {:.4}, {} images)",
-            t.accuracy, t.loss, t.count
+            "Test accuracy: {:.4} (loss {:.4}, {} images{})",
+            t.accuracy,
+            t.loss,
+            t.count,
+            evaluate::tta_suffix(t.tta)
         );
     }
     if report.kind == RunKind::Mnist {

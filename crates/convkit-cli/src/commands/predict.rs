@@ -20,9 +20,13 @@ use convkit::workflows::{collect_images, predict_imagenet, predict_images_with, 
 /// classifier gives its --top classes (images resized to 256 on the shorter side and
 /// centre-cropped to 224, as torchvision evaluates).
 ///
+/// --tta averages the class probabilities of each image and of its mirror image (flipped
+/// left to right); each --json object then has "tta": "horizontal_flip".
+///
 /// Examples:
 ///   convkit predict runs/small-convnet-20261129-101500 cat.jpg dog.png --json
 ///   convkit predict runs/small-convnet-20261129-101500 photos/ --csv predictions.csv
+///   convkit predict runs/small-convnet-20261129-101500 photos/ --tta --csv predictions.csv
 ///   convkit predict --backbone mobilenet_v2 cat.jpg --top 5
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -67,6 +71,13 @@ pub struct PredictArgs {
     /// probability, then top1_class, top1_probability, ... for --top classes.
     #[arg(long, value_name = "OUT.csv")]
     csv: Option<PathBuf>,
+
+    /// Test-time augmentation: average the class probabilities of each image and of its
+    /// mirror image (flipped left to right). Often a little steadier for a model trained
+    /// with random flips (--augment); doubles the prediction time; wrong for images a
+    /// mirror changes (digits, text). Runs only, not --backbone.
+    #[arg(long, conflicts_with = "backbone")]
+    tta: bool,
 }
 
 pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> anyhow::Result<()> {
@@ -103,6 +114,7 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
         "give images (or folders of images) to classify after the run folder"
     );
     let images = collect_images(inputs)?;
+    let (top, tta) = (args.top, super::evaluate::tta_of(args.tta));
     let print = |batch: &[Prediction]| -> convkit::Result<()> {
         for prediction in batch {
             if args.json {
@@ -117,7 +129,7 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
         Ok(())
     };
     let Some(csv_path) = &args.csv else {
-        predict_images_with(run_dir, &images, args.top, device, precision, print)?;
+        predict_images_with(run_dir, &images, top, device, precision, tta, print)?;
         return Ok(());
     };
     let bar = indicatif::ProgressBar::new(images.len() as u64).with_style(
@@ -130,7 +142,7 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
     convkit::atomic_file::write_atomic_with(csv_path, |tmp| {
         let mut out = csv::Writer::from_path(tmp).map_err(|e| csv_error(tmp, e))?;
         let mut header_written = false;
-        predict_images_with(run_dir, &images, args.top, device, precision, |batch| {
+        predict_images_with(run_dir, &images, top, device, precision, tta, |batch| {
             if !header_written {
                 let mut header = vec!["path".to_owned(), "class".into(), "probability".into()];
                 for k in 1..=batch[0].top.len() {
@@ -162,7 +174,14 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
         out.flush().map_err(|e| convkit::Error::io(tmp, e))
     })?;
     bar.finish_and_clear();
-    eprintln!("wrote {written} predictions to {}", csv_path.display());
+    eprintln!(
+        "wrote {written} predictions to {}{}",
+        csv_path.display(),
+        match tta {
+            convkit::train::Tta::None => "",
+            _ => " (TTA: horizontal flip)",
+        }
+    );
     Ok(())
 }
 

@@ -198,6 +198,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
 
+    /// Measure the kept checkpoint at the end with test-time augmentation: each validation
+    /// and test image's class probabilities averaged with its mirror image's (see `convkit
+    /// evaluate --help`); doubles the final evaluation's time, training is unchanged.
+    /// metrics.json records "tta": "horizontal_flip" beside those scores.
+    #[arg(long)]
+    tta: bool,
+
     /// Print the final metrics as one JSON object on stdout.
     #[arg(long)]
     json: bool,
@@ -231,6 +238,7 @@ pub const SETTING_PATHS: &[(&str, &str)] = &[
     ("precision", "fit.precision"),
     ("early_stopping", "callbacks"),
     ("reduce_lr_patience", "callbacks"),
+    ("tta", "evaluation.tta"),
 ];
 
 pub fn run(
@@ -315,6 +323,7 @@ fn describe(
     spec.fit.seed = args.seed;
     spec.fit.precision = Some(precision.unwrap_or_default());
     args.fit.apply(&mut spec)?;
+    spec.evaluation.tta = super::evaluate::tta_of(args.tta);
     spec.callbacks.extend(args.early_stopping.map(|patience| {
         CallbackSpec::EarlyStopping(EarlyStoppingSettings {
             patience,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::train::SamplePredictions;
+use crate::train::{SamplePredictions, Tta};
 
 /// Precision, recall, F1 and support of one class (or their average over classes).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -41,6 +41,8 @@ pub struct ClassificationMetrics {
     pub accuracy: f64,
     /// Mean loss per sample.
     pub loss: f64,
+    /// The test-time augmentation the probabilities (and so every figure) come from.
+    pub tta: Tta,
     /// Fraction whose true class is among the 5 most probable, for more than 5 classes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top5_accuracy: Option<f64>,
@@ -121,6 +123,7 @@ impl ClassificationMetrics {
             count: samples.len(),
             accuracy: samples.accuracy(),
             loss: samples.mean_loss(),
+            tta: samples.tta,
             top5_accuracy: (k > 5).then(|| top_k_accuracy(samples, 5)),
             roc_auc: if k == 2 { roc_auc(samples) } else { None },
             classes: classes.to_vec(),
@@ -219,6 +222,7 @@ mod tests {
             probabilities: rows.iter().map(|r| r.0.to_vec()).collect(),
             losses: vec![0.5; rows.len()],
             labels: rows.iter().map(|r| r.1).collect(),
+            tta: Default::default(),
         }
     }
 

@@ -155,6 +155,7 @@ mod tests {
                     .collect(),
                 losses: vec![0.1; 50],
                 labels: (0..50).map(|i| i % k).collect(),
+                tta: Default::default(),
             };
             let classes: Vec<String> = (0..k).map(|c| format!("class {c}")).collect();
             let metrics = ClassificationMetrics::compute(&samples, &classes);

@@ -14,7 +14,7 @@ use super::html::{escape, png_data_uri};
 use super::top_losses::{plot_labelled_images, LabelledImage};
 use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
-use crate::train::SamplePredictions;
+use crate::train::{SamplePredictions, Tta};
 
 /// Images shown in `top_losses.png`.
 pub const TOP_LOSSES: usize = 16;
@@ -96,8 +96,10 @@ pub fn write_evaluation_report(dir: &Path, input: &ReportInput) -> Result<Evalua
     plot_confusion_matrix(
         &metrics,
         &format!(
-            "Confusion matrix: {} images of {}",
-            metrics.count, input.data
+            "Confusion matrix{}: {} images of {}",
+            tta_tag(metrics.tta),
+            metrics.count,
+            input.data
         ),
         &file("confusion.png"),
     )?;
@@ -117,7 +119,15 @@ pub fn write_evaluation_report(dir: &Path, input: &ReportInput) -> Result<Evalua
     plot_labelled_images(
         &worst,
         4,
-        "The images with the highest loss (actual class, then the prediction and its probability)",
+        match metrics.tta {
+            Tta::None => {
+                "The images with the highest loss (actual class, then the prediction and its \
+                 probability)"
+            }
+            Tta::HorizontalFlip => {
+                "Highest loss with flip TTA (actual class, then the prediction and its probability)"
+            }
+        },
         &file("top_losses.png"),
     )?;
     files.push(file("top_losses.png"));
@@ -130,6 +140,28 @@ pub fn write_evaluation_report(dir: &Path, input: &ReportInput) -> Result<Evalua
         metrics,
         files,
     })
+}
+
+/// What a picture's title adds when its figures come from test-time augmentation (short:
+/// titles are one line, and the page explains it).
+fn tta_tag(tta: Tta) -> &'static str {
+    match tta {
+        Tta::None => "",
+        Tta::HorizontalFlip => " (flip TTA)",
+    }
+}
+
+/// The page's note on how the probabilities were computed, when not plainly.
+fn tta_note(tta: Tta) -> Option<&'static str> {
+    match tta {
+        Tta::None => None,
+        Tta::HorizontalFlip => Some(
+            "Test-time augmentation (horizontal flip): each image's class probabilities are \
+             the mean of the model's on the image and on its mirror image, and every figure \
+             on this page (accuracy, loss, confusion matrix, highest losses) comes from that \
+             mean. They are not the plain figures of the checkpoint.",
+        ),
+    }
 }
 
 /// Sample indices, highest loss first (ties in sample order).
@@ -254,6 +286,9 @@ fn report_page(input: &ReportInput, metrics: &ClassificationMetrics, dir: &Path)
         escape(&input.data),
         escape(&input.checkpoint.display().to_string())
     );
+    if let Some(note) = tta_note(metrics.tta) {
+        let _ = writeln!(page, "<p class=\"tta\"><b>{}</b></p>", escape(note));
+    }
     page.push_str("<div class=\"cards\">\n");
     let mut card = |label: &str, value: String, note: &str| {
         let _ = writeln!(
@@ -265,10 +300,17 @@ fn report_page(input: &ReportInput, metrics: &ClassificationMetrics, dir: &Path)
             escape(note)
         );
     };
+    let accuracy_note = match metrics.tta {
+        Tta::None => "images whose most probable class is the right one",
+        Tta::HorizontalFlip => {
+            "images whose most probable class is the right one, the image and its mirror \
+             averaged (TTA)"
+        }
+    };
     card(
         "accuracy",
         format!("{:.2}%", 100.0 * metrics.accuracy),
-        "images whose most probable class is the right one",
+        accuracy_note,
     );
     card(
         "loss",
@@ -383,7 +425,8 @@ fn report_page(input: &ReportInput, metrics: &ClassificationMetrics, dir: &Path)
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;\
-padding:0 1em;color:#222}h1{margin-bottom:.2em}.lead{color:#444}table{border-collapse:collapse;\
+padding:0 1em;color:#222}.tta{background:#fff4d6;border-left:4px solid #e0a800;\
+padding:.5em 1em}h1{margin-bottom:.2em}.lead{color:#444}table{border-collapse:collapse;\
 margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .8em;text-align:right}\
 td:first-child,th:first-child{text-align:left}tr.avg td{font-style:italic;background:#f6f6f6}\
 .cards{display:flex;gap:1em;flex-wrap:wrap;margin:1em 0}.card{border:1px solid #ddd;\
@@ -409,6 +452,7 @@ mod tests {
             ],
             losses: vec![0.1, 1.2, 0.2, 0.9, 3.0],
             labels: vec![0, 0, 1, 1, 1],
+            tta: Tta::None,
         };
         let classes = vec!["cats".to_owned(), "dogs <&>".to_owned()];
         let names: Vec<String> = (0..5).map(|i| format!("/data/val/img{i}.jpg")).collect();
@@ -446,5 +490,40 @@ mod tests {
         assert!(page.contains("dogs &lt;&amp;&gt;") && !page.contains("dogs <&>"));
         assert_eq!(page.matches("data:image/png;base64,").count(), 2);
         assert!(page.contains("40.00%"));
+        assert_eq!(metrics["tta"], "none");
+        assert!(!page.contains("Test-time augmentation"));
+    }
+
+    #[test]
+    fn a_tta_report_says_so_in_its_figures_and_on_its_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = SamplePredictions {
+            probabilities: vec![vec![0.8, 0.2], vec![0.4, 0.6]],
+            losses: vec![0.2, 0.5],
+            labels: vec![0, 1],
+            tta: Tta::HorizontalFlip,
+        };
+        let classes = vec!["cats".to_owned(), "dogs".to_owned()];
+        let names = vec!["a.jpg".to_owned(), "b.jpg".to_owned()];
+        let images = Tensor::zeros([2, 3, 8, 8], (Kind::Uint8, Device::Cpu));
+        let input = ReportInput {
+            run_name: "run-1".into(),
+            data: "validation".into(),
+            checkpoint: "best.safetensors".into(),
+            samples: &samples,
+            classes: &classes,
+            names: &names,
+            images: &images,
+            curves: None,
+            settings: None,
+        };
+        let report = write_evaluation_report(dir.path(), &input).unwrap();
+        assert_eq!(report.metrics.tta, Tta::HorizontalFlip);
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("metrics.json")).unwrap())
+                .unwrap();
+        assert_eq!(metrics["tta"], "horizontal_flip");
+        let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+        assert!(page.contains("Test-time augmentation (horizontal flip)"));
     }
 }

@@ -15,6 +15,7 @@ use tch::Tensor;
 use super::evaluate::Evaluation;
 use super::metrics::RunningMetrics;
 use super::training_state::{SavedState, StateDir};
+use super::tta::Tta;
 use crate::data::{evaluation_shard, shard_order, ImageDataset};
 use crate::distributed::{average_gradients, ProcessGroup, DEFAULT_BUCKET_BYTES};
 use crate::error::{Error, Result};
@@ -161,11 +162,23 @@ impl<'g> DataParallel<'g> {
         data: &dyn ImageDataset,
         batch_size: usize,
     ) -> Result<Evaluation> {
+        self.evaluate_with(model, data, batch_size, Tta::None)
+    }
+
+    /// [`DataParallel::evaluate`] with test-time augmentation `tta` (it works image by
+    /// image, so the processes' parts add up as they do without it).
+    pub(crate) fn evaluate_with(
+        &self,
+        model: &Model,
+        data: &dyn ImageDataset,
+        batch_size: usize,
+        tta: Tta,
+    ) -> Result<Evaluation> {
         let part = evaluation_shard(data.len(), self.group.rank(), self.group.world_size());
         let mut sums = if part.is_empty() {
             [0.0; 3]
         } else {
-            let e = super::evaluate::evaluate_samples(model, data, Some(part), batch_size)?;
+            let e = super::evaluate::evaluate_samples(model, data, Some(part), batch_size, tta)?;
             let n = e.count as f64;
             [e.loss * n, e.accuracy * n, n]
         };
@@ -174,6 +187,7 @@ impl<'g> DataParallel<'g> {
             loss: sums[0] / sums[2],
             accuracy: sums[1] / sums[2],
             count: sums[2] as usize,
+            tta,
         })
     }
 }

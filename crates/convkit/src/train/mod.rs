@@ -20,6 +20,7 @@ pub mod sample_predictions;
 pub mod schedule;
 pub mod sgd;
 pub mod training_state;
+pub mod tta;
 pub mod weight_decay;
 
 pub use adam::KerasAdam;
@@ -27,7 +28,7 @@ pub use best_checkpoint::{BestCheckpoint, SaveCheckpoint, SaveModel};
 pub use callbacks::{BatchEnd, Callback, CallbackSettings, HistoryCsv, LatestModel, TrainControl};
 pub use early_stopping::{EarlyStopping, EarlyStoppingSettings};
 pub use ema::Ema;
-pub use evaluate::{evaluate, Evaluation};
+pub use evaluate::{evaluate, evaluate_with, Evaluation};
 pub use fit::{fit, FitConfig};
 pub use history::{EpochRecord, History};
 pub use monitor::{Monitor, MonitorMode};
@@ -35,10 +36,11 @@ pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState, OPTIMIZER_NAME
 pub use progress::ProgressBars;
 pub use reduce_lr_on_plateau::{ReduceLrOnPlateau, ReduceLrOnPlateauSettings};
 pub use rmsprop::KerasRmsProp;
-pub use sample_predictions::{predict_samples, SamplePredictions};
+pub use sample_predictions::{predict_samples, predict_samples_with, SamplePredictions};
 pub use schedule::Schedule;
 pub use sgd::Sgd;
 pub use training_state::{CallbackStates, SavedState, StateDir, TrainingState};
+pub use tta::Tta;
 pub use weight_decay::WeightDecay;
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use tch::{Device, Kind};
 
+use super::tta::Tta;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -18,6 +19,8 @@ pub struct SamplePredictions {
     pub losses: Vec<f64>,
     /// Each sample's true class.
     pub labels: Vec<usize>,
+    /// The test-time augmentation the probabilities and losses come from.
+    pub tta: Tta,
 }
 
 impl SamplePredictions {
@@ -72,6 +75,20 @@ pub fn predict_samples(
     data: &Dataset,
     batch_size: usize,
 ) -> Result<SamplePredictions> {
+    predict_samples_with(model, data, batch_size, Tta::None)
+}
+
+/// [`predict_samples`] with test-time augmentation `tta`: each sample's probabilities are
+/// averaged over its views, and its loss is the cross-entropy of that average (see
+/// [`Tta::logits`]). Their mean loss and accuracy are
+/// [`train::evaluate_with`](crate::train::evaluate_with)'s with the same `tta`.
+pub fn predict_samples_with(
+    model: &Model,
+    data: &Dataset,
+    batch_size: usize,
+    tta: Tta,
+) -> Result<SamplePredictions> {
+    tta.check(model)?;
     if data.is_empty() {
         return Err(Error::InvalidConfig(
             "cannot predict on an empty dataset".into(),
@@ -86,13 +103,14 @@ pub fn predict_samples(
         probabilities: Vec::with_capacity(data.len()),
         losses: Vec::with_capacity(data.len()),
         labels: Vec::with_capacity(data.len()),
+        tta,
     };
     for batch in data.batches(batch_size, None) {
         let (images, labels) = (
             batch.images.to_device(device),
             batch.labels.to_device(device),
         );
-        let logits = model.forward(&images, false);
+        let logits = tta.logits(model, &images)?;
         let losses = loss.per_sample(&logits, &labels);
         let probabilities = activation.apply(&logits);
         let to_cpu = |t: tch::Tensor| t.to_kind(Kind::Double).to_device(Device::Cpu);
@@ -143,5 +161,66 @@ mod tests {
             assert_eq!(row.len(), 10);
             assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
         }
+    }
+
+    /// A model that computes the same for an image and its mirror: global average pooling
+    /// of 1x1 convolutions sees no left or right.
+    fn flip_invariant_model() -> Model {
+        let spec = crate::models::Sequential::new("symmetric", [3, 5, 6])
+            .rescaling(1.0 / 255.0)
+            .conv2d(4, 1, Activation::Relu)
+            .add(crate::models::LayerSpec::GlobalAveragePooling2d(
+                Default::default(),
+            ))
+            .dense(3, Activation::Softmax);
+        Model::new(&spec, Device::Cpu, 2).unwrap()
+    }
+
+    #[test]
+    fn flip_tta_on_a_flip_invariant_model_gives_the_plain_figures() {
+        let model = flip_invariant_model();
+        tch::manual_seed(9);
+        let images = Tensor::randint(256, [21, 3, 5, 6], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(3, [21], (Kind::Int64, Device::Cpu));
+        let classes = (0..3).map(|i| i.to_string()).collect();
+        let data = Dataset::new(images, labels, classes).unwrap();
+        let plain = crate::train::evaluate(&model, &data, 8).unwrap();
+        let tta = crate::train::evaluate_with(&model, &data, 8, Tta::HorizontalFlip).unwrap();
+        assert_eq!((plain.tta, tta.tta), (Tta::None, Tta::HorizontalFlip));
+        assert_eq!((tta.count, tta.accuracy), (plain.count, plain.accuracy));
+        assert!(
+            (tta.loss - plain.loss).abs() < 1e-6,
+            "{tta:?} against {plain:?}"
+        );
+        let plain = predict_samples(&model, &data, 8).unwrap();
+        let tta = predict_samples_with(&model, &data, 8, Tta::HorizontalFlip).unwrap();
+        assert_eq!(tta.tta, Tta::HorizontalFlip);
+        for (a, b) in plain.probabilities.iter().zip(&tta.probabilities) {
+            assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6));
+        }
+        assert_eq!(plain.accuracy(), tta.accuracy());
+    }
+
+    #[test]
+    fn flip_tta_sample_figures_agree_with_evaluate_with() {
+        let spec = crate::models::Sequential::new("asymmetric", [3, 5, 6])
+            .rescaling(1.0 / 255.0)
+            .conv2d(4, 3, Activation::Relu)
+            .flatten()
+            .dense(1, Activation::Sigmoid);
+        let model = Model::new(&spec, Device::Cpu, 4).unwrap();
+        let images = Tensor::randint(256, [19, 3, 5, 6], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(2, [19], (Kind::Int64, Device::Cpu));
+        let data = Dataset::new(images, labels, vec!["a".into(), "b".into()]).unwrap();
+        let samples = predict_samples_with(&model, &data, 8, Tta::HorizontalFlip).unwrap();
+        let evaluation =
+            crate::train::evaluate_with(&model, &data, 8, Tta::HorizontalFlip).unwrap();
+        assert!((samples.mean_loss() - evaluation.loss).abs() < 1e-5);
+        assert!((samples.accuracy() - evaluation.accuracy).abs() < 1e-12);
+        let plain = crate::train::evaluate(&model, &data, 8).unwrap();
+        assert!(
+            (plain.loss - evaluation.loss).abs() > 1e-6,
+            "the flip changed nothing"
+        );
     }
 }

@@ -14,40 +14,47 @@ use crate::json_file::read_json;
 use crate::model::Model;
 use crate::report::evaluation_report::{write_evaluation_report, EvaluationReport, ReportInput};
 use crate::runtime::Precision;
-use crate::train::Evaluation;
+use crate::train::{Evaluation, Tta};
 
 /// Loads the checkpoint of the run in `run_dir` (the best epoch when the run kept one) and
 /// evaluates it on the test data: `data` when given (for image runs, a folder of class
 /// sub-folders, or a data folder whose `test/` is used), else the run's own test split (its
 /// validation split when it has none). It computes in `precision`, or in the precision the
-/// run trained in when `None`, so that the run's own score is reproduced.
+/// run trained in when `None`, so that the run's own score is reproduced; with test-time
+/// augmentation `tta` (recorded in the result), see [`crate::train::evaluate_with`].
 pub fn evaluate_run(
     run_dir: &Path,
     data: Option<&Path>,
     device: Device,
     precision: Option<Precision>,
+    tta: Tta,
 ) -> Result<Evaluation> {
     let run = RunDir::open(run_dir)?;
     let model = run.load_checkpoint(device, precision)?;
+    tta.check(&model)?;
     let split = evaluation_split(&run, &model, data)?;
-    crate::train::evaluate(&model, &split.dataset, split.batch_size)
+    crate::train::evaluate_with(&model, &split.dataset, split.batch_size, tta)
 }
 
 /// Evaluates the run in `run_dir` as [`evaluate_run`] does, image by image, and writes its
 /// evaluation report into `out` (default `RUN_DIR/report-<split>`, the split being the
 /// evaluated folder's name, or `test` for MNIST): see [`write_evaluation_report`]. Its
-/// accuracy, loss and count are [`evaluate_run`]'s.
+/// accuracy, loss and count are [`evaluate_run`]'s with the same `tta`, and every figure,
+/// picture and the page say when they come from test-time augmentation.
 pub fn report_run(
     run_dir: &Path,
     data: Option<&Path>,
     out: Option<&Path>,
     device: Device,
     precision: Option<Precision>,
+    tta: Tta,
 ) -> Result<EvaluationReport> {
     let run = RunDir::open(run_dir)?;
     let model = run.load_checkpoint(device, precision)?;
+    tta.check(&model)?;
     let split = evaluation_split(&run, &model, data)?;
-    let samples = crate::train::predict_samples(&model, &split.dataset, split.batch_size)?;
+    let samples =
+        crate::train::predict_samples_with(&model, &split.dataset, split.batch_size, tta)?;
     let out = out
         .map(Path::to_owned)
         .unwrap_or_else(|| run.root().join(format!("report-{}", split.name)));

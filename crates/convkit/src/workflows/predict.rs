@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::nn::Activation;
 use crate::runtime::Precision;
+use crate::train::Tta;
 
 /// Images decoded and classified at a time: memory stays bounded for any folder size.
 const BATCH: usize = 64;
@@ -31,6 +32,8 @@ pub struct Prediction {
     /// The most probable classes with their probabilities, most probable first (as many
     /// as asked for, at most the number of classes).
     pub top: Vec<(String, f64)>,
+    /// The test-time augmentation the probabilities come from.
+    pub tta: Tta,
 }
 
 /// The images named by `inputs`: a file is taken as it is; a folder gives every image file
@@ -78,20 +81,23 @@ fn walk(dir: &Path, images: &mut Vec<PathBuf>) -> Result<()> {
 /// resized as in training (the crop and antialias settings the model records), turned to
 /// grayscale for a one-channel model, and classified [`BATCH`] at a time; `each` hears
 /// every batch's predictions as they come (to write them, or show progress). It computes
-/// in `precision`, or in the run's own when `None`.
+/// in `precision`, or in the run's own when `None`; with test-time augmentation `tta` the
+/// probabilities are averaged over each image's views (see [`Tta::predict`]).
 pub fn predict_images_with(
     run_dir: &Path,
     images: &[PathBuf],
     top: usize,
     device: Device,
     precision: Option<Precision>,
+    tta: Tta,
     mut each: impl FnMut(&[Prediction]) -> Result<()>,
 ) -> Result<()> {
     let run = RunDir::open(run_dir)?;
     let model = run.load_checkpoint(device, precision)?;
+    tta.check(&model)?;
     let options = run_image_options(&run, &model)?;
     for chunk in images.chunks(BATCH) {
-        each(&predict_batch(&model, &options, chunk, top)?)?;
+        each(&predict_batch(&model, &options, chunk, top, tta)?)?;
     }
     Ok(())
 }
@@ -103,9 +109,10 @@ pub fn predict_images(
     top: usize,
     device: Device,
     precision: Option<Precision>,
+    tta: Tta,
 ) -> Result<Vec<Prediction>> {
     let mut all = Vec::with_capacity(images.len());
-    predict_images_with(run_dir, images, top, device, precision, |batch| {
+    predict_images_with(run_dir, images, top, device, precision, tta, |batch| {
         all.extend_from_slice(batch);
         Ok(())
     })?;
@@ -117,6 +124,7 @@ fn predict_batch(
     options: &ImageOptions,
     images: &[PathBuf],
     top: usize,
+    tta: Tta,
 ) -> Result<Vec<Prediction>> {
     let (h, w) = (options.size.0 as i64, options.size.1 as i64);
     let channels = model.spec().input_shape[0];
@@ -135,8 +143,8 @@ fn predict_batch(
     let batch = Tensor::from_slice(&pixels)
         .view([images.len() as i64, h, w, channels])
         .permute([0, 3, 1, 2]);
-    let outputs = model
-        .predict(&batch, 32)
+    let outputs = tta
+        .predict(model, &batch, 32)?
         .to_kind(Kind::Double)
         .to_device(Device::Cpu);
     let outputs: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(outputs)?;
@@ -164,6 +172,7 @@ fn predict_batch(
                     .map(|&c| (classes[c].clone(), probabilities[c]))
                     .collect(),
                 probabilities,
+                tta,
             }
         })
         .collect())

@@ -16,7 +16,8 @@ use crate::json_file::write_json;
 use crate::model::Model;
 use crate::report::{CurvesPlot, TensorBoardLog};
 use crate::train::{
-    BestCheckpoint, Callback, Evaluation, FitConfig, History, HistoryCsv, LatestModel, ProgressBars,
+    BestCheckpoint, Callback, Evaluation, FitConfig, History, HistoryCsv, LatestModel,
+    ProgressBars, Tta,
 };
 use crate::workflows::features::FeatureCache;
 use crate::workflows::image_splits::Split;
@@ -167,6 +168,7 @@ fn execute(
     }
     let validation = data.has_validation().then(|| data.validation.data());
     let eval_batch = evaluation_batch_size(spec);
+    let tta = spec.evaluation.tta;
     let fitted = match (spec.model.uses_cached_features(), weights) {
         (true, Some(weights)) => {
             let cache = match &spec.model.source {
@@ -196,7 +198,7 @@ fn execute(
                 };
                 eprintln!("features {how} in {:.1}s", splits.report.seconds);
             }
-            let (whole, history, validation, test) = fit_on_features(
+            let (whole, history, head_validation, head_test) = fit_on_features(
                 model,
                 &mut splits,
                 &config,
@@ -205,9 +207,18 @@ fn execute(
                 &run.last(),
             )?;
             model = whole;
+            let (validation, test) = if tta.is_none() {
+                (Some(head_validation), head_test)
+            } else {
+                // The cached features are of the images alone: their mirror images need the
+                // whole model.
+                let mut best_model = Model::load(&run.best(), device)?;
+                best_model.set_precision(precision);
+                measure(&best_model, validation, &data, eval_batch, tta)?
+            };
             Fitted {
                 history,
-                validation: Some(validation),
+                validation,
                 test,
                 features: Some(splits.report),
             }
@@ -222,14 +233,7 @@ fn execute(
                 model.save(&run.last())?;
                 let mut best_model = Model::load(&run.best(), device)?;
                 best_model.set_precision(precision);
-                let validation = validation
-                    .map(|v| crate::train::evaluate(&best_model, v, eval_batch))
-                    .transpose()?;
-                let test = data
-                    .test
-                    .as_ref()
-                    .map(|t| crate::train::evaluate(&best_model, t.data(), eval_batch))
-                    .transpose()?;
+                let (validation, test) = measure(&best_model, validation, &data, eval_batch, tta)?;
                 Fitted {
                     history,
                     validation,
@@ -242,12 +246,10 @@ fn execute(
                     crate::train::fit(&mut model, train, validation, &config, &mut callbacks)?;
                 drop(callbacks);
                 model.save(&run.model())?;
-                let test = data
-                    .test
-                    .as_ref()
-                    .map(|t| crate::train::evaluate(&model, t.data(), eval_batch))
-                    .transpose()?;
-                let validation = last_validation(&history, validation);
+                // Plain validation scores of the last epoch are in the history already.
+                let remeasured = validation.filter(|_| !tta.is_none());
+                let (measured, test) = measure(&model, remeasured, &data, eval_batch, tta)?;
+                let validation = measured.or_else(|| last_validation(&history, validation));
                 Fitted {
                     history,
                     validation,
@@ -301,6 +303,21 @@ struct Fitted {
     features: Option<crate::workflows::transfer::FeaturesReport>,
 }
 
+/// The kept checkpoint `model` measured with test-time augmentation `tta` on the
+/// validation data (when given) and the test split (when the data has one).
+fn measure(
+    model: &Model,
+    validation: Option<&dyn ImageDataset>,
+    data: &LoadedData,
+    batch_size: usize,
+    tta: Tta,
+) -> Result<(Option<Evaluation>, Option<Evaluation>)> {
+    let evaluate = |d: &dyn ImageDataset| crate::train::evaluate_with(model, d, batch_size, tta);
+    let validation = validation.map(evaluate).transpose()?;
+    let test = data.test.as_ref().map(|t| evaluate(t.data())).transpose()?;
+    Ok((validation, test))
+}
+
 /// The last epoch's validation scores, as the history recorded them.
 fn last_validation(history: &History, validation: Option<&dyn ImageDataset>) -> Option<Evaluation> {
     let last = history.last()?;
@@ -308,6 +325,7 @@ fn last_validation(history: &History, validation: Option<&dyn ImageDataset>) -> 
         loss: last.val_loss?,
         accuracy: last.val_accuracy?,
         count: validation?.len(),
+        tta: Tta::None,
     })
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::json_file::read_json;
 use crate::runtime::Precision;
-use crate::train::Evaluation;
+use crate::train::{Evaluation, Tta};
 use crate::workflows::run_spec::RunKind;
 use crate::workflows::transfer::FeaturesReport;
 
@@ -120,11 +120,13 @@ impl RunReport {
                     loss: f64::NAN,
                     accuracy,
                     count: 0,
+                    tta: Tta::None,
                 }),
                 test: Some(Evaluation {
                     loss: old.test_loss,
                     accuracy: old.test_accuracy,
                     count: old.test_count,
+                    tta: Tta::None,
                 }),
                 load_seconds: 0.0,
                 load_images_per_second: 0.0,

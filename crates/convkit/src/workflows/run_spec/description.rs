@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::callback_spec::CallbackSpec;
 use super::data_spec::{DataSource, DataSpec};
+use super::evaluation_spec::EvaluationSpec;
 use super::model_spec::{ModelSource, ModelSpec};
 use super::recipe::Recipe;
 use crate::error::{Error, Result};
@@ -102,8 +103,9 @@ pub struct Recorded {
 }
 
 /// A training run, described as data: what to read, which model to build, how to fit it,
-/// which callbacks watch it, and where it writes. [`crate::workflows::presets`] make the
-/// chapter's; [`crate::workflows::pipeline::run`] runs any of them.
+/// which callbacks watch it, how it is measured at the end, and where it writes.
+/// [`crate::workflows::presets`] make the chapter's; [`crate::workflows::pipeline::run`]
+/// runs any of them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
     /// Always [`RUN_FORMAT`].
@@ -125,6 +127,10 @@ pub struct RunSpec {
     /// Callbacks that steer the fit (early stopping, learning-rate changes), by name.
     #[serde(default)]
     pub callbacks: Vec<CallbackSpec>,
+    /// How the kept checkpoint is measured at the end (absent from descriptions written
+    /// before convkit had it: the plain evaluation).
+    #[serde(default)]
+    pub evaluation: EvaluationSpec,
     /// Where it writes.
     pub output: OutputSpec,
     /// What the run found when it started; `None` before it has run.
@@ -150,6 +156,7 @@ impl RunSpec {
             recipe: Recipe::Book,
             fit,
             callbacks: Vec::new(),
+            evaluation: EvaluationSpec::default(),
             output,
             recorded: None,
         }
