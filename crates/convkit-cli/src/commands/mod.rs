@@ -7,6 +7,7 @@ pub mod data_parallel;
 pub mod evaluate;
 pub mod export;
 pub mod finetune;
+pub mod lr_find;
 pub mod mnist;
 pub mod predict;
 pub mod summary;
