@@ -727,7 +727,7 @@ fn lr_find_writes_its_plot_and_suggests_a_learning_rate() {
         command
             .args(["lr-find", "--data"])
             .arg(&data)
-            .args(["--image-size", "48", "--batch-size", "8", "--seed", "2"])
+            .args(["--image-size", "96", "--batch-size", "8", "--seed", "2"])
             .args(["--quiet", "--device", "cpu", "--out"])
             .arg(&out)
             .args(extra);
@@ -754,7 +754,7 @@ fn lr_find_writes_its_plot_and_suggests_a_learning_rate() {
     assert!(
         line.contains("--data")
             && line.contains("--dropout 0.5")
-            && line.contains("--image-size 48"),
+            && line.contains("--image-size 96"),
         "{line}"
     );
     assert!(

@@ -212,14 +212,13 @@ fn train_command(given: &clap::ArgMatches, device: &str, precision: Option<Preci
     let lr_find = command
         .find_subcommand("lr-find")
         .expect("lr-find is a subcommand");
-    let mut words = vec!["convkit".to_owned()];
+    let mut words = vec!["convkit".to_owned(), "train".to_owned()];
     if device != "auto" {
         words.extend(["--device".to_owned(), device.to_owned()]);
     }
     if let Some(precision) = precision {
         words.extend(["--precision".to_owned(), precision.to_string()]);
     }
-    words.push("train".to_owned());
     for arg in lr_find.get_arguments() {
         let id = arg.get_id().as_str();
         if SWEEP_ONLY.contains(&id)
