@@ -711,3 +711,95 @@ fn augment_preview_draws_a_three_by_three_grid() {
     );
     assert!(stderr.contains("random_rotation"), "{stderr}");
 }
+
+/// `lr-find` on a small slice of cats and dogs: it writes the plot and the sweep, prints a
+/// suggestion that parses inside the swept range in a `convkit train` line with the same
+/// data flags, and explains bad sweep settings and train flags it has no use for.
+#[test]
+fn lr_find_writes_its_plot_and_suggests_a_learning_rate() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    cats_slice(&shared_data, &data, 60, 10);
+    let out = dir.path().join("lr");
+    let sweep = |extra: &[&str]| {
+        let mut command = convkit();
+        command
+            .args(["lr-find", "--data"])
+            .arg(&data)
+            .args(["--image-size", "96", "--batch-size", "8", "--seed", "2"])
+            .args(["--quiet", "--device", "cpu", "--out"])
+            .arg(&out)
+            .args(extra);
+        command
+    };
+    let output = run_ok(&mut sweep(&["--iterations", "30", "--dropout", "0.5"]));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let png = std::fs::read(out.join("lr_find.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let csv = std::fs::read_to_string(out.join("lr_find.csv")).unwrap();
+    assert!(
+        csv.starts_with("step,learning_rate,loss,smoothed_loss\n"),
+        "{csv}"
+    );
+    let rows = csv.lines().count() - 1;
+    assert!((8..=30).contains(&rows), "{csv}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("lr_find.json")).unwrap()).unwrap();
+    assert_eq!(report["sweep"]["steps"].as_array().unwrap().len(), rows);
+    let line = text
+        .lines()
+        .find(|l| l.contains("convkit train"))
+        .unwrap_or_else(|| panic!("no train command:\n{text}"));
+    assert!(
+        line.contains("--data")
+            && line.contains("--dropout 0.5")
+            && line.contains("--image-size 96"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("--iterations") && !line.contains("--out"),
+        "{line}"
+    );
+    let lr: f64 = line
+        .rsplit("--learning-rate ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!((1e-7..10.0).contains(&lr), "{lr}");
+    // Printed with two significant digits.
+    let valley = report["sweep"]["suggestions"]["valley"]["learning_rate"]
+        .as_f64()
+        .unwrap();
+    assert!((lr / valley - 1.0).abs() < 0.06, "{lr} vs {valley}");
+    assert!(text.contains("Suggested learning rate:"), "{text}");
+
+    for (args, says) in [
+        (
+            &["--start-lr", "1", "--end-lr", "0.1"][..],
+            "must be above the start",
+        ),
+        (&["--iterations", "0"][..], "at least 2 iterations"),
+        (&["--epochs", "3"][..], "does not take --epochs"),
+        (
+            &["--learning-rate", "1e-3"][..],
+            "does not take --learning-rate",
+        ),
+    ] {
+        let stderr = run_err(&mut sweep(args));
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let help = String::from_utf8(run_ok(convkit().args(["lr-find", "--help"])).stdout).unwrap();
+    for words in [
+        "valley",
+        "--start-lr",
+        "--augment",
+        "diverges",
+        "Learner.lr_find",
+    ] {
+        assert!(help.contains(words), "--help lacks {words}:\n{help}");
+    }
+    assert!(!help.contains("--epochs"), "{help}");
+}

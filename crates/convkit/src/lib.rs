@@ -20,7 +20,7 @@
 //! Modules follow the chapter's ideas: [`data`] (files, datasets, batches), [`augment`]
 //! (random image layers), [`nn`] (layers, losses), [`models`] (the sequential description,
 //! its layer registry, the chapter's recipes), [`train`] (fit loop, optimizers, callbacks,
-//! history), [`report`] (plots, metrics, reports), [`workflows`] (what each CLI command
+//! history, the learning-rate finder), [`report`] (plots, metrics, reports), [`workflows`] (what each CLI command
 //! runs), [`distributed`] (data-parallel training across processes).
 //!
 //! Layers: a module uses only modules on its own floor or below, never one above. From the

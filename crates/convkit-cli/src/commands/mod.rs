@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod export;
 pub mod finetune;
 pub mod fit_args;
+pub mod lr_find;
 pub mod mnist;
 pub mod predict;
 pub mod summary;

@@ -264,8 +264,8 @@ pub fn run(
 }
 
 /// The run the arguments describe; the data folder of `saved` when `--data` is not given
-/// beside `--resume`.
-fn describe(
+/// beside `--resume`. `lr-find` describes its sweep's run with it too.
+pub(super) fn describe(
     args: &TrainArgs,
     saved: Option<&RunSpec>,
     precision: Option<Precision>,

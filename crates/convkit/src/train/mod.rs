@@ -1,4 +1,5 @@
-//! Training: the fit loop, optimizer settings, metrics, callbacks and history.
+//! Training: the fit loop, optimizer settings, metrics, callbacks and history, and the
+//! learning-rate finder.
 
 pub mod adam;
 pub mod best_checkpoint;
@@ -10,6 +11,8 @@ pub mod evaluate;
 pub mod fit;
 pub mod history;
 pub mod interrupt;
+pub mod lr_finder;
+pub mod lr_suggestions;
 pub mod metrics;
 pub mod monitor;
 pub mod optimizer;
@@ -31,6 +34,8 @@ pub use ema::Ema;
 pub use evaluate::{evaluate, evaluate_with, Evaluation};
 pub use fit::{fit, FitConfig};
 pub use history::{EpochRecord, History};
+pub use lr_finder::{lr_find, LrFindEnd, LrFindSettings, LrFindStep, LrSweep};
+pub use lr_suggestions::{Suggestion, Suggestions};
 pub use monitor::{Monitor, MonitorMode};
 pub use optimizer::{Optimizer, OptimizerSnapshot, OptimizerState, OPTIMIZER_NAMES};
 pub use progress::ProgressBars;

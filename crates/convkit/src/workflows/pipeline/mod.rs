@@ -19,8 +19,8 @@
 //! # Ok(()) }
 //! ```
 
-mod build;
-mod load;
+pub(crate) mod build;
+pub(crate) mod load;
 mod run;
 pub mod run_report;
 
