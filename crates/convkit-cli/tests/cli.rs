@@ -803,3 +803,54 @@ fn lr_find_writes_its_plot_and_suggests_a_learning_rate() {
     }
     assert!(!help.contains("--epochs"), "{help}");
 }
+
+/// `--recipe fast` sets how the run is fitted, flags beside it override it, and a resume
+/// with another recipe is refused.
+#[test]
+fn a_recipe_sets_the_fit_and_flags_override_it() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    cats_slice(&shared_data, &data, 20, 10);
+    let out = dir.path().join("run");
+    run_ok(
+        convkit()
+            .args(["--threads", "1", "train", "--data"])
+            .arg(&data)
+            .args(["--image-size", "80", "--augment", "--recipe", "fast"])
+            .args([
+                "--epochs",
+                "2",
+                "--learning-rate",
+                "5e-4",
+                "--quiet",
+                "--out",
+            ])
+            .arg(&out),
+    );
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let fit = &spec["fit"];
+    assert_eq!(spec["recipe"], "fast");
+    assert_eq!(fit["epochs"], 2, "{fit}");
+    assert_eq!(fit["optimizer"]["name"], "adamw", "{fit}");
+    assert_eq!(fit["optimizer"]["learning_rate"], 5e-4, "{fit}");
+    assert_eq!(fit["schedule"]["name"], "one_cycle", "{fit}");
+    assert!(fit["label_smoothing"].as_f64().unwrap() > 0.0, "{fit}");
+    assert!(fit["ema"]["decay"].as_f64().is_some(), "{fit}");
+    // The same augmentation as without a recipe: the recipe leaves the model alone.
+    assert_eq!(spec["model"]["augmentation"].as_array().unwrap().len(), 3);
+    let stderr = run_err(
+        convkit()
+            .args(["train", "--recipe", "book", "--resume"])
+            .arg(&out),
+    );
+    assert!(stderr.contains("recipe"), "{stderr}");
+    // A plain run keeps the book's settings.
+    let help = run_ok(convkit().args(["train", "--help"]));
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("--recipe") && help.contains("one-cycle"),
+        "{help}"
+    );
+}

@@ -416,8 +416,9 @@ fn a_run_resumes_with_or_without_quiet() {
             .args(if quiet { &["--quiet"][..] } else { &[] });
         command
     };
-    // The issue's own commands, then a run with callbacks that keep state.
-    let cases: [(&str, &Launcher<'_>, Vec<String>, &str); 2] = [
+    // The issue's own commands, then a run with callbacks that keep state, then one with
+    // the fast recipe (AdamW, one-cycle, label smoothing, a weight average).
+    let cases: [(&str, &Launcher<'_>, Vec<String>, &str); 3] = [
         (
             "mnist",
             &mnist,
@@ -442,6 +443,27 @@ fn a_run_resumes_with_or_without_quiet() {
                 "5",
                 "--reduce-lr-patience",
                 "1",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "best.safetensors",
+        ),
+        (
+            "train-fast",
+            &train,
+            [
+                "--data",
+                &data.display().to_string(),
+                "--image-size",
+                "80",
+                "--recipe",
+                "fast",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+                "--ema",
+                "0.9",
             ]
             .map(String::from)
             .to_vec(),

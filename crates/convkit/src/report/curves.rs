@@ -80,6 +80,7 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
             &loss,
             epochs,
             SeriesLabelPosition::UpperRight,
+            false,
         )
         .map_err(|e| plot_error(&e))?;
         draw_panel(
@@ -88,6 +89,7 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
             &accuracy,
             epochs,
             SeriesLabelPosition::LowerRight,
+            false,
         )
         .map_err(|e| plot_error(&e))?;
         if rate_changes {
@@ -98,6 +100,7 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
                 &series,
                 epochs,
                 SeriesLabelPosition::UpperRight,
+                true,
             )
             .map_err(|e| plot_error(&e))?;
         }
@@ -111,6 +114,7 @@ fn draw_panel<DB: DrawingBackend>(
     series: &[Series],
     epochs: usize,
     legend: SeriesLabelPosition,
+    from_zero: bool,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let values: Vec<f64> = series
         .iter()
@@ -125,14 +129,20 @@ fn draw_panel<DB: DrawingBackend>(
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
-    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let pad = if from_zero {
+        lo = 0.0;
+        hi * 0.08
+    } else {
+        ((hi - lo) * 0.08).max(1e-3)
+    };
+    let bottom = if from_zero { 0.0 } else { lo - pad };
     let x_max = (epochs.max(2)) as f64 + 0.2;
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.8..x_max, (lo - pad)..(hi + pad))?;
+        .build_cartesian_2d(0.8..x_max, bottom..(hi + pad))?;
     chart
         .configure_mesh()
         .x_desc("Epoch")
