@@ -345,22 +345,35 @@ impl Model {
     /// Class probabilities for `images`, computed in batches of `batch_size` in inference
     /// mode: `(N, classes)` after a softmax, `(N, 1)` after a sigmoid.
     pub fn predict(&self, images: &Tensor, batch_size: usize) -> Tensor {
+        self.predict_with(images, batch_size, |batch| Ok(self.forward(batch, false)))
+            .expect("a plain forward pass reports no error")
+    }
+
+    /// Class probabilities from `logits` of each batch of `batch_size` images (moved to the
+    /// model's device), in inference mode: [`Model::predict`]'s loop, for other ways of
+    /// computing the logits (test-time augmentation).
+    pub(crate) fn predict_with(
+        &self,
+        images: &Tensor,
+        batch_size: usize,
+        logits: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let activation = self.spec.output_activation();
-        let n = images.size()[0];
+        let n = images.size().first().copied().unwrap_or(0);
         let step = batch_size.max(1) as i64;
-        let parts: Vec<Tensor> = crate::runtime::inference_mode(|| {
+        let parts = crate::runtime::inference_mode(|| {
             (0..n)
                 .step_by(step as usize)
                 .map(|start| {
                     let batch = images
                         .narrow(0, start, step.min(n - start))
                         .to_device(self.device());
-                    activation.apply(&self.forward(&batch, false))
+                    Ok(activation.apply(&logits(&batch)?))
                 })
-                .collect()
-        });
+                .collect::<Result<Vec<Tensor>>>()
+        })?;
         // Joined outside inference mode: a normal tensor, usable in anything, training too.
-        Tensor::cat(&parts, 0)
+        Ok(Tensor::cat(&parts, 0))
     }
 
     /// Saves the parameters to `weights` (safetensors) and the architecture and class names

@@ -14,6 +14,16 @@ pub fn free_grad(tensor: &mut Tensor) -> Result<()> {
     ffi::check(unsafe { ffi::convkit_free_grad(tensor.as_mut_ptr()) })
 }
 
+/// [`free_grad`] for every tensor of `tensors` that holds a gradient: an optimizer's
+/// `zero_grad`.
+pub fn free_grads(tensors: &mut [Tensor]) {
+    for t in tensors {
+        if t.grad().defined() {
+            free_grad(t).expect("dropping a gradient does not fail");
+        }
+    }
+}
+
 /// Keras' RMSprop step over whole lists of tensors at once, in five multi-tensor kernels
 /// (libtorch's `_foreach_*`, one fused kernel per list on CUDA):
 /// `v = rho v + (1 - rho) g^2;  w -= lr g / sqrt(v + epsilon)`.

@@ -15,7 +15,7 @@ mod precision;
 pub use allocator::keep_freed_memory;
 pub use autocast::Autocast;
 pub use cpu_features::{cpu_features, CpuFeatures};
-pub use gradients::{free_grad, rmsprop_step};
+pub use gradients::{free_grad, free_grads, rmsprop_step};
 pub use inference_mode::{inference_mode, InferenceMode};
 pub use memory_format::{contiguous_in, is_contiguous_in, MemoryFormat};
 pub use precision::{bf16_is_native, cuda_compute_capability, Precision, PRECISION_NAMES};

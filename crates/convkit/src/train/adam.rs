@@ -71,11 +71,7 @@ impl KerasAdam {
 
     /// Drops the gradients (the next backward pass stores fresh ones).
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            if p.grad().defined() {
-                crate::runtime::free_grad(p).expect("dropping a gradient does not fail");
-            }
-        }
+        crate::runtime::free_grads(&mut self.params);
     }
 
     /// Applies one update from the current gradients.

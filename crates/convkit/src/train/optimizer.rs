@@ -285,14 +285,62 @@ pub struct OptimizerSnapshot {
     pub tensors: Vec<(String, Tensor)>,
 }
 
+/// What the training loop asks of each update rule.
+trait UpdateRule {
+    fn params(&self) -> &[Tensor];
+    fn zero_grad(&mut self);
+    fn step(&mut self);
+    fn set_learning_rate(&mut self, learning_rate: f64);
+    fn steps(&self) -> u64;
+}
+
+macro_rules! update_rule {
+    ($($rule:ty),*) => {$(
+        impl UpdateRule for $rule {
+            fn params(&self) -> &[Tensor] {
+                &self.params
+            }
+            fn zero_grad(&mut self) {
+                <$rule>::zero_grad(self)
+            }
+            fn step(&mut self) {
+                <$rule>::step(self)
+            }
+            fn set_learning_rate(&mut self, learning_rate: f64) {
+                <$rule>::set_learning_rate(self, learning_rate)
+            }
+            fn steps(&self) -> u64 {
+                self.steps
+            }
+        }
+    )*};
+}
+
+update_rule!(KerasRmsProp, KerasAdam, Sgd);
+
 impl OptimizerState {
+    fn rule(&self) -> &dyn UpdateRule {
+        match self {
+            OptimizerState::RmsProp(opt) => opt,
+            OptimizerState::Adam(opt) => opt,
+            OptimizerState::Sgd(opt) => opt,
+        }
+    }
+
+    fn rule_mut(&mut self) -> &mut dyn UpdateRule {
+        match self {
+            OptimizerState::RmsProp(opt) => opt,
+            OptimizerState::Adam(opt) => opt,
+            OptimizerState::Sgd(opt) => opt,
+        }
+    }
+
     /// Clears the gradients, back-propagates `loss`, and applies one update.
     pub fn backward_step(&mut self, loss: &tch::Tensor) {
-        match self {
-            OptimizerState::RmsProp(opt) => opt.backward_step(loss),
-            OptimizerState::Adam(opt) => opt.backward_step(loss),
-            OptimizerState::Sgd(opt) => opt.backward_step(loss),
-        }
+        let rule = self.rule_mut();
+        rule.zero_grad();
+        loss.backward();
+        rule.step();
     }
 
     /// Clears the gradients, back-propagates `loss`, lets `between` see (and change) the
@@ -303,45 +351,22 @@ impl OptimizerState {
         loss: &Tensor,
         between: impl FnOnce(&[Tensor]) -> Result<()>,
     ) -> Result<()> {
-        match self {
-            OptimizerState::RmsProp(opt) => {
-                opt.zero_grad();
-                loss.backward();
-                between(&opt.params)?;
-                opt.step();
-            }
-            OptimizerState::Adam(opt) => {
-                opt.zero_grad();
-                loss.backward();
-                between(&opt.params)?;
-                opt.step();
-            }
-            OptimizerState::Sgd(opt) => {
-                opt.zero_grad();
-                loss.backward();
-                between(&opt.params)?;
-                opt.step();
-            }
-        }
+        let rule = self.rule_mut();
+        rule.zero_grad();
+        loss.backward();
+        between(rule.params())?;
+        rule.step();
         Ok(())
     }
 
     /// Updates applied so far.
     pub fn steps(&self) -> u64 {
-        match self {
-            OptimizerState::RmsProp(opt) => opt.steps,
-            OptimizerState::Adam(opt) => opt.steps,
-            OptimizerState::Sgd(opt) => opt.steps,
-        }
+        self.rule().steps()
     }
 
     /// Sets the learning rate of the following steps.
     pub fn set_lr(&mut self, learning_rate: f64) {
-        match self {
-            OptimizerState::RmsProp(opt) => opt.set_learning_rate(learning_rate),
-            OptimizerState::Adam(opt) => opt.set_learning_rate(learning_rate),
-            OptimizerState::Sgd(opt) => opt.set_learning_rate(learning_rate),
-        }
+        self.rule_mut().set_learning_rate(learning_rate)
     }
 
     /// The optimizer's state, its tensors named after the variables of `vs` they follow.

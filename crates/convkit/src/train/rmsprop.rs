@@ -61,11 +61,7 @@ impl KerasRmsProp {
     /// Drops the gradients (rather than zeroing them: the next backward pass stores fresh
     /// ones, with no pass over a zeroed buffer).
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            if p.grad().defined() {
-                crate::runtime::free_grad(p).expect("dropping a gradient does not fail");
-            }
-        }
+        crate::runtime::free_grads(&mut self.params);
     }
 
     /// Applies one update from the current gradients, to every trained variable at once

@@ -131,22 +131,7 @@ impl Tta {
             return Ok(model.predict(images, batch_size));
         }
         self.check(model)?;
-        let activation = model.spec().output_activation();
-        let n = images.size().first().copied().unwrap_or(0);
-        let step = batch_size.max(1) as i64;
-        let parts = crate::runtime::inference_mode(|| {
-            (0..n)
-                .step_by(step as usize)
-                .map(|start| {
-                    let batch = images
-                        .narrow(0, start, step.min(n - start))
-                        .to_device(model.device());
-                    Ok(activation.apply(&self.logits(model, &batch)?))
-                })
-                .collect::<Result<Vec<Tensor>>>()
-        })?;
-        // Joined outside inference mode, as Model::predict's: a normal tensor.
-        Ok(Tensor::cat(&parts, 0))
+        model.predict_with(images, batch_size, |batch| self.logits(model, batch))
     }
 }
 
