@@ -587,6 +587,25 @@ fn train_learns_cats_vs_dogs_and_the_run_evaluates_and_predicts() {
         assert_eq!(row[1], row[3]);
         assert!(p1 >= p2 && (p1 + p2 - 1.0).abs() < 1e-5, "{row:?}");
     }
+    // A reader that stops after the first line (`| head -1`) ends predict quietly.
+    let mut child = convkit()
+        .arg("predict")
+        .arg(&out)
+        .arg(data.join("test"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let closed = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(first.contains("test/"), "{first}");
+    assert!(closed.status.success() && stderr.is_empty(), "{stderr}");
 }
 
 /// `evaluate --report` on the run's own test split: the numbers of `evaluate --json`, a
@@ -823,6 +842,8 @@ fn a_recipe_sets_the_fit_and_flags_override_it() {
                 "2",
                 "--learning-rate",
                 "5e-4",
+                "--mixup",
+                "0.2",
                 "--quiet",
                 "--out",
             ])
@@ -838,6 +859,7 @@ fn a_recipe_sets_the_fit_and_flags_override_it() {
     assert_eq!(fit["schedule"]["name"], "one_cycle", "{fit}");
     assert!(fit["label_smoothing"].as_f64().unwrap() > 0.0, "{fit}");
     assert!(fit["ema"]["decay"].as_f64().is_some(), "{fit}");
+    assert_eq!(fit["mixup"]["alpha"], 0.2, "{fit}");
     // The same augmentation as without a recipe: the recipe leaves the model alone.
     assert_eq!(spec["model"]["augmentation"].as_array().unwrap().len(), 3);
     let stderr = run_err(

@@ -59,6 +59,7 @@ use super::train::TrainArgs;
     mut_arg("schedule", |a| a.hide(true)),
     mut_arg("warmup_epochs", |a| a.hide(true)),
     mut_arg("ema", |a| a.hide(true)),
+    mut_arg("mixup", |a| a.hide(true)),
     mut_arg("tta", |a| a.hide(true)),
 )]
 pub struct LrFindArgs {
@@ -108,6 +109,7 @@ const NOT_FOR_A_SWEEP: &[(&str, &str)] = &[
     ("schedule", "the sweep sets the learning rate itself"),
     ("warmup_epochs", "the sweep sets the learning rate itself"),
     ("ema", "the sweep reads the loss of the weights it trains"),
+    ("mixup", "the sweep trains on the images as they are"),
     ("tta", "the sweep evaluates nothing"),
 ];
 

@@ -93,17 +93,18 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
             device,
             precision.unwrap_or_default(),
         )?;
+        let out = StdoutLines::new(true);
         for prediction in predictions {
             if args.json {
-                println!("{}", serde_json::to_string(&prediction)?);
+                out.line(&serde_json::to_string(&prediction)?);
                 continue;
             }
-            println!("{}:", prediction.image.display());
+            out.line(&format!("{}:", prediction.image.display()));
             for class in &prediction.top {
-                println!(
+                out.line(&format!(
                     "  {:.4}  {} ({})",
                     class.probability, class.label, class.index
-                );
+                ));
             }
         }
         return Ok(());
@@ -115,15 +116,14 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
     );
     let images = collect_images(inputs)?;
     let (top, tta) = (args.top, super::evaluate::tta_of(args.tta));
+    // Without --csv, a closed stdout (`| head`) ends the command: nothing else is wanted.
+    let out = StdoutLines::new(args.csv.is_none());
     let print = |batch: &[Prediction]| -> convkit::Result<()> {
         for prediction in batch {
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string(prediction).expect("predictions serialise")
-                );
+                out.line(&serde_json::to_string(prediction).expect("predictions serialise"));
             } else {
-                println!("{}", text_line(prediction));
+                out.line(&text_line(prediction));
             }
         }
         Ok(())
@@ -194,6 +194,40 @@ fn text_line(prediction: &Prediction) -> String {
         .map(|(class, probability)| format!("{class} ({probability:.4})"))
         .collect();
     format!("{}: {}", prediction.image.display(), classes.join(", "))
+}
+
+/// Standard output, line by line, for a reader that may stop early (`convkit predict ... |
+/// head`): once the pipe is closed, the command exits quietly (`exit_when_closed`) or goes
+/// on without printing (while it writes a CSV file, which must still be finished).
+struct StdoutLines {
+    exit_when_closed: bool,
+    closed: std::cell::Cell<bool>,
+}
+
+impl StdoutLines {
+    fn new(exit_when_closed: bool) -> Self {
+        StdoutLines {
+            exit_when_closed,
+            closed: std::cell::Cell::new(false),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        use std::io::Write;
+        if self.closed.get() {
+            return;
+        }
+        if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                eprintln!("Error: cannot print to standard output: {e}");
+                std::process::exit(1);
+            }
+            if self.exit_when_closed {
+                std::process::exit(0);
+            }
+            self.closed.set(true);
+        }
+    }
 }
 
 fn csv_error(path: &std::path::Path, e: csv::Error) -> convkit::Error {

@@ -9,8 +9,9 @@ use crate::error::{Error, Result};
 /// Keeping an exponential moving average of the weights, updated after every step:
 /// `average = d * average + (1 - d) * weight` with `d = min(decay, (1 + n) / (10 + n))` after
 /// `n` updates (the warm-up of TensorFlow's `ExponentialMovingAverage`, so that the average
-/// of a short run does not stay near its random start). Batch-norm statistics are averaged
-/// too. When it is on, the average is what is validated, checkpointed, evaluated and
+/// of a short run does not stay near its random start). The trained variables and the
+/// batch-norm statistics are averaged; frozen weights (a pretrained base) are left alone, as
+/// they never move. When it is on, the average is what is validated, checkpointed, evaluated and
 /// exported; training steps go on from the raw weights.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ema {
@@ -42,7 +43,8 @@ impl Ema {
 #[derive(Debug)]
 pub(crate) struct WeightAverage {
     settings: Ema,
-    /// The model's floating-point variables, by name (shallow: the model's own storage).
+    /// The model's variables that move in training, by name (shallow: the model's own
+    /// storage).
     variables: Vec<(String, Tensor)>,
     averages: Vec<Tensor>,
     /// Whether the model's variables hold the averages now (and `averages` the raw weights).
@@ -50,12 +52,13 @@ pub(crate) struct WeightAverage {
 }
 
 impl WeightAverage {
-    /// An average starting at the current weights of `vs`.
+    /// An average starting at the current weights of `vs`, over the variables that train
+    /// now (so it is made after layers are frozen) and the batch-norm statistics.
     pub fn new(vs: &VarStore, settings: Ema) -> Self {
         let mut variables: Vec<(String, Tensor)> = vs
             .variables()
             .into_iter()
-            .filter(|(_, t)| t.is_floating_point())
+            .filter(|(name, t)| t.is_floating_point() && (t.requires_grad() || is_statistic(name)))
             .collect();
         variables.sort_by(|a, b| a.0.cmp(&b.0));
         let averages = tch::no_grad(|| variables.iter().map(|(_, t)| t.detach().copy()).collect());
@@ -134,6 +137,11 @@ impl WeightAverage {
     }
 }
 
+/// Whether `name` is a batch-norm running statistic, which moves without a gradient.
+fn is_statistic(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +180,17 @@ mod tests {
         other.use_average(true);
         assert!((w.double_value(&[0]) - expected).abs() < 1e-4);
         assert!(Ema { decay: 1.0 }.check().is_err());
+    }
+
+    #[test]
+    fn frozen_weights_are_not_averaged_but_statistics_are() {
+        let vs = VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let _trained = (&root / "head").var("weight", &[2], Init::Const(1.0));
+        let _frozen = (&root / "base").zeros_no_train("weight", &[3]);
+        let _mean = (&root / "bn").zeros_no_train("running_mean", &[4]);
+        let average = WeightAverage::new(&vs, Ema { decay: 0.9 });
+        let names: Vec<&str> = average.variables.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["bn.running_mean", "head.weight"]);
     }
 }

@@ -10,6 +10,7 @@ use super::data_parallel::DataParallel;
 use super::ema::{Ema, WeightAverage};
 use super::history::{EpochRecord, History};
 use super::metrics::RunningMetrics;
+use super::mixup::Mixup;
 use super::optimizer::{Optimizer, OptimizerState};
 use super::schedule::Schedule;
 use super::training_state::{callback_states, restore_callback_states, StateDir, TrainingState};
@@ -42,6 +43,9 @@ pub struct FitConfig {
     /// end in place of the raw weights ([`Ema`]); `None`: no average.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<Ema>,
+    /// Training on blends of two images ([`Mixup`]); `None`: on the images as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mixup: Option<Mixup>,
     /// Seeds the order of samples (epoch `e` uses `seed + e`) and libtorch's generator
     /// (dropout, augmentation), reseeded at the start of every epoch from the seed and the
     /// epoch: the same seed on the same device and thread count gives the same run, and a
@@ -67,6 +71,7 @@ impl Default for FitConfig {
             schedule: Schedule::Constant,
             label_smoothing: 0.0,
             ema: None,
+            mixup: None,
             seed: 0,
             precision: None,
             state_dir: None,
@@ -86,6 +91,7 @@ impl FitConfig {
             )));
         }
         self.ema.as_ref().map(Ema::check).transpose()?;
+        self.mixup.as_ref().map(Mixup::check).transpose()?;
         Ok(())
     }
 }
@@ -237,8 +243,19 @@ fn fit_with(
                 batch.images.to_device(device),
                 batch.labels.to_device(device),
             );
-            let logits = model.forward(&images, true);
-            let loss = loss_fn.smoothed_mean(&logits, &labels, config.label_smoothing);
+            let (logits, loss) = match &config.mixup {
+                Some(mixup) => {
+                    let mixed = mixup.mix(&images, &labels);
+                    let logits = model.forward(&mixed.images, true);
+                    let loss = mixed.loss(loss_fn, &logits, &labels, config.label_smoothing);
+                    (logits, loss)
+                }
+                None => {
+                    let logits = model.forward(&images, true);
+                    let loss = loss_fn.smoothed_mean(&logits, &labels, config.label_smoothing);
+                    (logits, loss)
+                }
+            };
             match parallel {
                 Some(parallel) => optimizer
                     .backward_step_with(&loss, |params| parallel.average_gradients(params))?,
@@ -427,6 +444,7 @@ mod tests {
             schedule: Schedule::one_cycle(),
             label_smoothing: 0.1,
             ema: Some(Ema { decay: 0.99 }),
+            mixup: Some(Mixup { alpha: 0.4 }),
             ..FitConfig::default()
         }
     }

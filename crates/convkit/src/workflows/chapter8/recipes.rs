@@ -250,10 +250,10 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             title: "Cats vs dogs from scratch",
             description: format!(
                 "The small convnet (five 3x3 convolutions, max pooling, Dense 1 sigmoid) on \
-                 {s}x{s} images, {}, {} epochs; the epoch with the lowest validation \
+                 {s}x{s} images, {}, {}; the epoch with the lowest validation \
                  loss is kept (the book's overfits within about 10 epochs).",
                 fitting(&scratch),
-                scratch.fit.epochs,
+                epochs_phrase(scratch.fit.epochs),
                 s = side(&scratch)
             ),
             book: book(
@@ -272,9 +272,9 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             description: format!(
                 "The same convnet with RandomFlip(horizontal), RandomRotation(0.1), \
                  RandomZoom(0.2) in front and Dropout(0.5) before the classifier, on \
-                 {s}x{s} images, {}, {} epochs.",
+                 {s}x{s} images, {}, {}.",
                 fitting(&augmentation),
-                augmentation.fit.epochs,
+                epochs_phrase(augmentation.fit.epochs),
                 s = side(&augmentation)
             ),
             book: book(
@@ -293,8 +293,8 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             description: format!(
                 "The ImageNet VGG16 base runs once per {s}x{s} image (features cached), and \
                  Flatten, Dense 256, Dropout 0.5, Dense 1 trains on the features for {} \
-                 epochs ({}).",
-                features.fit.epochs,
+                 ({}).",
+                epochs_phrase(features.fit.epochs),
                 fitting(&features),
                 s = side(&features)
             ),
@@ -307,8 +307,8 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             title: "VGG16 frozen base with augmentation, end to end",
             description: format!(
                 "Augmentation, VGG16's preprocessing, the frozen base (0 trainable tensors) \
-                 and the same head, trained end to end on {s}x{s} images for {} epochs ({}).",
-                frozen.fit.epochs,
+                 and the same head, trained end to end on {s}x{s} images for {} ({}).",
+                epochs_phrase(frozen.fit.epochs),
                 fitting(&frozen),
                 s = side(&frozen)
             ),
@@ -327,16 +327,16 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             title: "VGG16 fine-tuning of block5",
             description: if fast {
                 format!(
-                    "vgg16-frozen's best model with block5_conv1..3 unfrozen, {}, {} epochs, \
+                    "vgg16-frozen's best model with block5_conv1..3 unfrozen, {}, {}, \
                      with its augmentation.",
                     fitting(&finetune_preview),
-                    finetune_preview.fit.epochs
+                    epochs_phrase(finetune_preview.fit.epochs)
                 )
             } else {
                 format!(
                     "vgg16-frozen's best model with block5_conv1..3 unfrozen, RMSprop at \
-                     learning rate 1e-5, {} epochs, with its augmentation.",
-                    finetune_preview.fit.epochs
+                     learning rate 1e-5, {}, with its augmentation.",
+                    epochs_phrase(finetune_preview.fit.epochs)
                 )
             },
             book: book("test", 0.985, None, "about 98.5% test", 30),
@@ -350,6 +350,14 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             },
         },
     ]
+}
+
+/// "1 epoch", "30 epochs".
+fn epochs_phrase(epochs: usize) -> String {
+    match epochs {
+        1 => "1 epoch".into(),
+        n => format!("{n} epochs"),
+    }
 }
 
 /// How a run is fitted, in words: `RMSprop` for the book's recipe; the fast recipe's
@@ -379,6 +387,9 @@ fn fitting(spec: &RunSpec) -> String {
     }
     if let Some(ema) = fit.ema {
         parts.push(format!("weight average {}", ema.decay));
+    }
+    if let Some(mixup) = fit.mixup {
+        parts.push(format!("mixup {}", mixup.alpha));
     }
     parts.join(", ")
 }
