@@ -9,7 +9,7 @@ use crate::models::BackboneArch;
 use crate::report::chapter8_page::BookFigure;
 use crate::runtime::Precision;
 use crate::workflows::presets;
-use crate::workflows::run_spec::{ModelSource, Recipe, RunKind, RunSpec, Unfreeze};
+use crate::workflows::run_spec::{ModelSource, Recipe, RunSpec, Unfreeze};
 use crate::workflows::transfer::TransferMode;
 
 /// The workflows' names, in the order they run; each is also its run folder's name.
@@ -66,22 +66,37 @@ impl WorkflowRun {
                 precision,
                 recipe,
             } => {
-                let unfreeze = Unfreeze {
-                    layers: vec!["block5".into()],
-                    last: None,
-                };
-                let mut spec = presets::finetune(source, unfreeze, out_dir.clone())?;
-                presets::apply_recipe(&mut spec, *recipe);
-                if let Some(epochs) = epochs {
-                    spec.fit.epochs = *epochs;
-                }
-                if let Some(precision) = precision {
-                    spec.fit.precision = Some(*precision);
-                }
-                Ok(spec)
+                let spec = presets::finetune(source, block5(), out_dir.clone())?;
+                Ok(finetune_settings(spec, *epochs, *precision, *recipe))
             }
         }
     }
+}
+
+/// The chapter's fine-tuning trains VGG16's block5.
+fn block5() -> Unfreeze {
+    Unfreeze {
+        layers: vec!["block5".into()],
+        last: None,
+    }
+}
+
+/// The chapter's settings of a fine-tuning run: `recipe`'s, with `epochs` and `precision`
+/// when given.
+fn finetune_settings(
+    mut spec: RunSpec,
+    epochs: Option<usize>,
+    precision: Option<Precision>,
+    recipe: Recipe,
+) -> RunSpec {
+    presets::apply_recipe(&mut spec, recipe);
+    if let Some(epochs) = epochs {
+        spec.fit.epochs = epochs;
+    }
+    if let Some(precision) = precision {
+        spec.fit.precision = Some(precision);
+    }
+    spec
 }
 
 /// One workflow of the chapter.
@@ -216,13 +231,17 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
         (false, true) => None,
     };
     // What fine-tuning will be once vgg16-frozen is done (its description needs that run).
-    let mut finetune_preview = frozen.clone();
-    finetune_preview.kind = RunKind::Finetune;
-    finetune_preview.fit.epochs = 30;
-    presets::apply_recipe(&mut finetune_preview, options.recipe);
-    if let Some(epochs) = finetune_epochs {
-        finetune_preview.fit.epochs = epochs;
-    }
+    let finetune_preview = finetune_settings(
+        presets::finetune_of(
+            frozen.clone(),
+            out.join("vgg16-frozen").join("best.safetensors"),
+            block5(),
+            out.join("vgg16-finetune"),
+        ),
+        finetune_epochs,
+        options.precision,
+        options.recipe,
+    );
     let side = |spec: &RunSpec| spec.data.decoding().image_size;
     vec![
         Workflow {

@@ -34,6 +34,18 @@ pub fn finetune(source: &Path, unfreeze: Unfreeze, out_dir: PathBuf) -> Result<R
     let checkpoint = run
         .checkpoint()
         .expect("RunDir::open checked that it has one");
+    Ok(finetune_of(source_spec, checkpoint, unfreeze, out_dir))
+}
+
+/// The fine-tuning of a run described by `source_spec` whose best model is (or will be) at
+/// `checkpoint`: the same data, augmentation and precision, the layers of `unfreeze`
+/// trained with RMSprop at 1e-5 for 30 epochs (the chapter's).
+pub fn finetune_of(
+    source_spec: RunSpec,
+    checkpoint: PathBuf,
+    unfreeze: Unfreeze,
+    out_dir: PathBuf,
+) -> RunSpec {
     let mut spec = source_spec;
     spec.kind = RunKind::Finetune;
     spec.recorded = None;
@@ -44,5 +56,5 @@ pub fn finetune(source: &Path, unfreeze: Unfreeze, out_dir: PathBuf) -> Result<R
     spec.fit.optimizer = Optimizer::rmsprop().with_learning_rate(1e-5);
     spec.fit.epochs = 30;
     spec.output.dir = out_dir;
-    Ok(spec)
+    spec
 }

@@ -8,7 +8,7 @@ mod mnist;
 mod recipe;
 mod train;
 
-pub use finetune::finetune;
+pub use finetune::{finetune, finetune_of};
 pub use mnist::mnist;
 pub use recipe::apply_recipe;
 pub use train::train;
