@@ -29,7 +29,7 @@ The recipe, as convkit's sources have it (workflows/presets/recipe.rs and train/
   d = min(decay, (1 + n) / (10 + n)) after n updates, validated in place of the raw weights;
 - batches of 32, a fresh seeded order every epoch, the last batch smaller.
 Defaults per row as convkit's fast recipe sets them: mini-xception 60 epochs, lr 3e-3;
-small convnet with --augment 40 epochs, lr 2e-3; small convnet without 12 epochs, lr 1e-3
+small convnet with --augment 40 epochs, lr 1e-3; small convnet without 12 epochs, lr 1e-3
 and no average; all weight decay 0.05, label smoothing 0.1, EMA 0.998. Flags override.
 
 Prints JSON lines: the settings; one line per epoch (epoch, loss, accuracy, val_loss,
@@ -186,7 +186,7 @@ def fast_settings(model, augmented):
     if model == "mini-xception":
         return 60, 3e-3, 0.05, 0.1, 0.998
     if augmented:
-        return 40, 2e-3, 0.05, 0.1, 0.998
+        return 40, 1e-3, 0.05, 0.1, 0.998
     return 12, 1e-3, 0.05, 0.1, None
 
 

@@ -28,6 +28,7 @@ fn the_help_says_what_runs_and_how_long() {
         "--data",
         "vgg16-finetune",
         "14 hours",
+        "--recipe fast 27 min",
         "mean nothing",
     ] {
         assert!(help.contains(text), "{text} missing from:\n{help}");

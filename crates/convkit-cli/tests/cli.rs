@@ -860,6 +860,9 @@ fn a_recipe_sets_the_fit_and_flags_override_it() {
     assert!(fit["label_smoothing"].as_f64().unwrap() > 0.0, "{fit}");
     assert!(fit["ema"]["decay"].as_f64().is_some(), "{fit}");
     assert_eq!(fit["mixup"]["alpha"], 0.2, "{fit}");
+    // The fast recipe keeps the last epoch: the run has model.safetensors, no best.
+    assert_eq!(spec["output"]["checkpoint"], "last", "{spec}");
+    assert!(out.join("model.safetensors").is_file() && !out.join("best.safetensors").exists());
     // The same augmentation as without a recipe: the recipe leaves the model alone.
     assert_eq!(spec["model"]["augmentation"].as_array().unwrap().len(), 3);
     let stderr = run_err(

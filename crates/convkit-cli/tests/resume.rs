@@ -464,10 +464,13 @@ fn a_run_resumes_with_or_without_quiet() {
                 "8",
                 "--ema",
                 "0.9",
+                "--mixup",
+                "0.2",
             ]
             .map(String::from)
             .to_vec(),
-            "best.safetensors",
+            // The fast recipe keeps the last epoch.
+            "model.safetensors",
         ),
     ];
     for (name, command, settings, checkpoint) in cases {

@@ -42,11 +42,12 @@ use convkit::workflows::{run_chapter8, Chapter8Job};
 /// accuracy for cats vs dogs, and says so. VGG16's weights come from $CONVKIT_MODELS or
 /// the cache, as for `convkit train --base vgg16`.
 ///
-/// How long: the full run trains for many hours on a CPU. On a 2-core AMD EPYC
-/// (BENCHMARKS.md): MNIST about 2 min, from scratch about 74 s per epoch (37 min), with
-/// augmentation about 2 h, VGG16 features about 6 min, VGG16 frozen about 505 s per epoch
-/// (7 h), fine-tuning about 520 s per epoch (4.3 h): about 14 hours in all. A CUDA GPU
-/// (--device cuda) should be far faster (not measured yet).
+/// How long (BENCHMARKS.md): on a 2-core Intel Xeon with AMX, in bf16 (--precision bf16),
+/// the book's recipe took 4 h 14 min (1 thread, partly loaded; augmentation 1 h 45 min,
+/// VGG16 frozen and fine-tuning 2 h) and --recipe fast 27 min with 2 threads. In fp32, or
+/// on a CPU without bf16 units, it takes several times longer: the book's recipe took
+/// about 14 hours on a 2-core AMD EPYC Zen 3. A CUDA GPU (--device cuda) should be far
+/// faster (not measured yet).
 ///
 /// Stopping and continuing: Ctrl-C stops at the next batch and prints the command that
 /// continues: the same command again. Finished workflows are kept (their run folders are

@@ -3,7 +3,8 @@
 use clap::Args;
 use convkit::train::{Ema, Mixup, Optimizer, Schedule, OPTIMIZER_NAMES};
 use convkit::workflows::presets::apply_recipe;
-use convkit::workflows::run_spec::{Recipe, RunSpec};
+use convkit::workflows::run_spec::{Checkpoint, ModelSource, Recipe, RunSpec};
+use convkit::workflows::transfer::TransferMode;
 
 /// How the model is fitted: a recipe, and flags that override it.
 #[derive(Debug, Args)]
@@ -69,6 +70,13 @@ pub struct FitArgs {
     /// blends, 1: any). A regularizer for small datasets that overfit. 0 turns it off.
     #[arg(long, value_name = "ALPHA")]
     pub mixup: Option<f64>,
+
+    /// Which epoch's model the run keeps, evaluates and predicts with: lowest-val-loss
+    /// (best.safetensors, the chapter's ModelCheckpoint; the book recipe's) or last
+    /// (model.safetensors; the fast recipe's, whose schedule ends at a rate near 0, and
+    /// MNIST's). Feature extraction (--mode features) always keeps its lowest validation loss.
+    #[arg(long, value_name = "EPOCH", value_parser = ["lowest-val-loss", "last"])]
+    pub keep: Option<String>,
 }
 
 /// Argument id -> setting path, for the fitting flags.
@@ -83,6 +91,7 @@ pub const FIT_SETTING_PATHS: &[(&str, &str)] = &[
     ("label_smoothing", "fit.label_smoothing"),
     ("ema", "fit.ema"),
     ("mixup", "fit.mixup"),
+    ("keep", "output.checkpoint"),
 ];
 
 impl FitArgs {
@@ -122,6 +131,24 @@ impl FitArgs {
             fit.mixup = (alpha != 0.0).then_some(Mixup { alpha });
         }
         fit.check()?;
+        if let Some(keep) = &self.keep {
+            if matches!(
+                spec.model.source,
+                ModelSource::Pretrained {
+                    mode: TransferMode::Features,
+                    ..
+                }
+            ) {
+                anyhow::bail!(
+                    "--keep does not apply to --mode features: feature extraction keeps the \
+                     epoch with the lowest validation loss"
+                );
+            }
+            spec.output.checkpoint = match keep.as_str() {
+                "last" => Checkpoint::Last,
+                _ => Checkpoint::LowestValidationLoss,
+            };
+        }
         Ok(())
     }
 }

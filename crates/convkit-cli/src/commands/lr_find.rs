@@ -60,6 +60,7 @@ use super::train::TrainArgs;
     mut_arg("warmup_epochs", |a| a.hide(true)),
     mut_arg("ema", |a| a.hide(true)),
     mut_arg("mixup", |a| a.hide(true)),
+    mut_arg("keep", |a| a.hide(true)),
     mut_arg("tta", |a| a.hide(true)),
 )]
 pub struct LrFindArgs {
@@ -110,6 +111,7 @@ const NOT_FOR_A_SWEEP: &[(&str, &str)] = &[
     ("warmup_epochs", "the sweep sets the learning rate itself"),
     ("ema", "the sweep reads the loss of the weights it trains"),
     ("mixup", "the sweep trains on the images as they are"),
+    ("keep", "the sweep keeps no model"),
     ("tta", "the sweep evaluates nothing"),
 ];
 

@@ -255,8 +255,8 @@ pub fn render_chapter8_page(summary: &Chapter8Summary) -> String {
         );
     } else {
         html.push_str(
-            "<p class=\"label full\">FULL RUN: every workflow with the chapter's settings \
-             and data.</p>\n",
+            "<p class=\"label full\">FULL RUN: every workflow on the chapter's data, with \
+             its models and augmentation.</p>\n",
         );
     }
     let m = &summary.machine;

@@ -9,7 +9,7 @@ use crate::models::BackboneArch;
 use crate::report::chapter8_page::BookFigure;
 use crate::runtime::Precision;
 use crate::workflows::presets;
-use crate::workflows::run_spec::{ModelSource, Recipe, RunSpec, Unfreeze};
+use crate::workflows::run_spec::{Checkpoint, ModelSource, Recipe, RunSpec, Unfreeze};
 use crate::workflows::transfer::TransferMode;
 
 /// The workflows' names, in the order they run; each is also its run folder's name.
@@ -69,6 +69,17 @@ impl WorkflowRun {
                 let spec = presets::finetune(source, block5(), out_dir.clone())?;
                 Ok(finetune_settings(spec, *epochs, *precision, *recipe))
             }
+        }
+    }
+}
+
+impl WorkflowRun {
+    /// Whether the run keeps its last epoch (rather than the one with the lowest validation
+    /// loss).
+    pub fn keeps_last(&self) -> bool {
+        match self {
+            WorkflowRun::Run(spec) => spec.output.checkpoint == Checkpoint::Last,
+            WorkflowRun::Finetune { recipe, .. } => *recipe == Recipe::Fast,
         }
     }
 }
@@ -269,10 +280,15 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             title: "Cats vs dogs from scratch",
             description: format!(
                 "The small convnet (five 3x3 convolutions, max pooling, Dense 1 sigmoid) on \
-                 {s}x{s} images, {}, {}; the epoch with the lowest validation \
-                 loss is kept (the book's overfits within about 10 epochs).",
+                 {s}x{s} images, {}, {}; {}.",
                 fitting(&scratch),
                 epochs_phrase(scratch.fit.epochs),
+                if scratch.output.checkpoint == Checkpoint::Last {
+                    "the last epoch is kept (the schedule ends at a rate near 0)"
+                } else {
+                    "the epoch with the lowest validation loss is kept (the book's \
+                     overfits within about 10 epochs)"
+                },
                 s = side(&scratch)
             ),
             book: book(

@@ -24,7 +24,7 @@ use crate::report::Machine;
 use crate::runtime::Precision;
 use crate::workflows::pipeline::{self, RunOptions, RunReport};
 use crate::workflows::run_dir::RunDir;
-use crate::workflows::run_spec::{differences, Checkpoint, Compared, Recipe, RunSpec};
+use crate::workflows::run_spec::{differences, Checkpoint, Compared, Recipe, RunKind, RunSpec};
 
 /// The file names written into the output folder.
 const PAGE: &str = "chapter8.html";
@@ -237,11 +237,7 @@ fn pending(workflow: &Workflow, out: &Path) -> WorkflowResult {
         epochs: None,
         epochs_planned: workflow.epochs,
         kept_epoch: None,
-        checkpoint: if workflow.is_mnist() {
-            "the last epoch".into()
-        } else {
-            "lowest validation loss".into()
-        },
+        checkpoint: kept_model(workflow.is_mnist(), workflow.run.keeps_last()),
         wall_seconds: None,
         train_images_per_second: None,
         book: workflow.book.clone(),
@@ -276,6 +272,16 @@ fn recorded_settings(spec: Option<&RunSpec>) -> Value {
     settings
 }
 
+/// Which model of a run the page reports, in words.
+fn kept_model(mnist: bool, keeps_last: bool) -> String {
+    match (mnist, keeps_last) {
+        (true, true) => "the last epoch: the chapter evaluates the model as training left it",
+        (false, true) => "the last epoch: the fast recipe's schedule ends at a rate near 0",
+        (_, false) => "lowest validation loss",
+    }
+    .into()
+}
+
 /// Fills `result` with a finished run's numbers.
 fn fill(result: &mut WorkflowResult, report: &RunReport) {
     let spec = RunDir::at(&result.run_dir).spec().ok();
@@ -290,11 +296,10 @@ fn fill(result: &mut WorkflowResult, report: &RunReport) {
     let keeps_last = spec
         .as_ref()
         .is_some_and(|s| s.output.checkpoint == Checkpoint::Last);
-    result.checkpoint = if keeps_last {
-        "the last epoch: the chapter evaluates the model as training left it".into()
-    } else {
-        "lowest validation loss".into()
-    };
+    result.checkpoint = kept_model(
+        spec.as_ref().is_some_and(|s| s.kind == RunKind::Mnist),
+        keeps_last,
+    );
     result.train_images_per_second = Some(report.images_per_second);
     result.settings = recorded_settings(spec.as_ref());
     result.figures[0] = curves_figure(&result.run_dir);
