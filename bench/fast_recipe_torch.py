@@ -46,13 +46,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-here = os.path.dirname(os.path.abspath(__file__))
-for folder in (os.path.join(os.environ.get("CONVKIT_DATA", ""), "..", "bench"),
-               os.path.join(here, "..", "..", "shared", "bench")):
-    if os.path.isfile(os.path.join(folder, "torch_reference.py")):
-        sys.path.insert(0, folder)
-        break
-import torch_reference as ref  # noqa: E402
+from shared_reference import ref  # noqa: E402
 
 
 # --- data -------------------------------------------------------------------------------

@@ -7,17 +7,11 @@ usage: torch_seeded.py mnist|cats --seed S --data DIR [--epochs N] [--channels-l
 Prints one JSON line (the reference's fields, plus seed and, for cats, the validation
 accuracy of the epoch with the lowest validation loss).
 """
-import argparse, json, os, sys
+import argparse, json, sys
 
 import torch
 
-here = os.path.dirname(os.path.abspath(__file__))
-for folder in (os.path.join(os.environ.get("CONVKIT_DATA", ""), "..", "bench"),
-               os.path.join(here, "..", "..", "shared", "bench")):
-    if os.path.isfile(os.path.join(folder, "torch_reference.py")):
-        sys.path.insert(0, folder)
-        break
-import torch_reference as ref  # noqa: E402
+from shared_reference import ref  # noqa: E402
 
 
 def main():

@@ -3,8 +3,7 @@
 use clap::Args;
 use convkit::train::{Ema, Mixup, Optimizer, Schedule, OPTIMIZER_NAMES};
 use convkit::workflows::presets::apply_recipe;
-use convkit::workflows::run_spec::{Checkpoint, ModelSource, Recipe, RunSpec};
-use convkit::workflows::transfer::TransferMode;
+use convkit::workflows::run_spec::{Checkpoint, Recipe, RunSpec};
 
 /// How the model is fitted: a recipe, and flags that override it.
 #[derive(Debug, Args)]
@@ -132,13 +131,7 @@ impl FitArgs {
         }
         fit.check()?;
         if let Some(keep) = &self.keep {
-            if matches!(
-                spec.model.source,
-                ModelSource::Pretrained {
-                    mode: TransferMode::Features,
-                    ..
-                }
-            ) {
+            if spec.model.uses_cached_features() {
                 anyhow::bail!(
                     "--keep does not apply to --mode features: feature extraction keeps the \
                      epoch with the lowest validation loss"

@@ -243,18 +243,11 @@ fn fit_with(
                 batch.images.to_device(device),
                 batch.labels.to_device(device),
             );
-            let (logits, loss) = match &config.mixup {
-                Some(mixup) => {
-                    let mixed = mixup.mix(&images, &labels);
-                    let logits = model.forward(&mixed.images, true);
-                    let loss = mixed.loss(loss_fn, &logits, &labels, config.label_smoothing);
-                    (logits, loss)
-                }
-                None => {
-                    let logits = model.forward(&images, true);
-                    let loss = loss_fn.smoothed_mean(&logits, &labels, config.label_smoothing);
-                    (logits, loss)
-                }
+            let mixed = config.mixup.map(|mixup| mixup.mix(&images, &labels));
+            let logits = model.forward(mixed.as_ref().map_or(&images, |m| &m.images), true);
+            let loss = match &mixed {
+                Some(mixed) => mixed.loss(loss_fn, &logits, &labels, config.label_smoothing),
+                None => loss_fn.smoothed_mean(&logits, &labels, config.label_smoothing),
             };
             match parallel {
                 Some(parallel) => optimizer

@@ -73,17 +73,6 @@ impl WorkflowRun {
     }
 }
 
-impl WorkflowRun {
-    /// Whether the run keeps its last epoch (rather than the one with the lowest validation
-    /// loss).
-    pub fn keeps_last(&self) -> bool {
-        match self {
-            WorkflowRun::Run(spec) => spec.output.checkpoint == Checkpoint::Last,
-            WorkflowRun::Finetune { recipe, .. } => *recipe == Recipe::Fast,
-        }
-    }
-}
-
 /// The chapter's fine-tuning trains VGG16's block5.
 fn block5() -> Unfreeze {
     Unfreeze {
@@ -123,6 +112,8 @@ pub struct Workflow {
     pub book: BookFigure,
     /// Epochs it trains for.
     pub epochs: usize,
+    /// Which epoch's model it keeps.
+    pub checkpoint: Checkpoint,
     /// Its run.
     pub run: WorkflowRun,
 }
@@ -273,6 +264,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             ),
             book: book("test", 0.991, None, "99.1% test", 5),
             epochs: mnist.fit.epochs,
+            checkpoint: mnist.output.checkpoint,
             run: WorkflowRun::Run(Box::new(mnist)),
         },
         Workflow {
@@ -299,6 +291,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
                 30,
             ),
             epochs: scratch.fit.epochs,
+            checkpoint: scratch.output.checkpoint,
             run: WorkflowRun::Run(Box::new(scratch)),
         },
         Workflow {
@@ -320,6 +313,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
                 100,
             ),
             epochs: augmentation.fit.epochs,
+            checkpoint: augmentation.output.checkpoint,
             run: WorkflowRun::Run(Box::new(augmentation)),
         },
         Workflow {
@@ -335,6 +329,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             ),
             book: book("validation", 0.97, None, "about 97% validation", 20),
             epochs: features.fit.epochs,
+            checkpoint: features.output.checkpoint,
             run: WorkflowRun::Run(Box::new(features)),
         },
         Workflow {
@@ -355,6 +350,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
                 50,
             ),
             epochs: frozen.fit.epochs,
+            checkpoint: frozen.output.checkpoint,
             run: WorkflowRun::Run(Box::new(frozen)),
         },
         Workflow {
@@ -376,6 +372,7 @@ pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
             },
             book: book("test", 0.985, None, "about 98.5% test", 30),
             epochs: finetune_preview.fit.epochs,
+            checkpoint: finetune_preview.output.checkpoint,
             run: WorkflowRun::Finetune {
                 source: out.join("vgg16-frozen"),
                 out_dir: out.join("vgg16-finetune"),

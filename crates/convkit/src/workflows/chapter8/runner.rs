@@ -237,7 +237,7 @@ fn pending(workflow: &Workflow, out: &Path) -> WorkflowResult {
         epochs: None,
         epochs_planned: workflow.epochs,
         kept_epoch: None,
-        checkpoint: kept_model(workflow.is_mnist(), workflow.run.keeps_last()),
+        checkpoint: kept_model(workflow.is_mnist(), workflow.checkpoint == Checkpoint::Last),
         wall_seconds: None,
         train_images_per_second: None,
         book: workflow.book.clone(),

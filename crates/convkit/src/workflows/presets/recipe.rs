@@ -20,14 +20,7 @@ pub fn apply_recipe(spec: &mut RunSpec, recipe: Recipe) {
     spec.recipe = recipe;
     // MNIST keeps its last epoch either way (the chapter's), and feature extraction its
     // lowest validation loss (the head's own loop).
-    let on_features = matches!(
-        spec.model.source,
-        ModelSource::Pretrained {
-            mode: TransferMode::Features,
-            ..
-        }
-    );
-    if spec.kind != RunKind::Mnist && !on_features {
+    if spec.kind != RunKind::Mnist && !spec.model.uses_cached_features() {
         spec.output.checkpoint = match recipe {
             Recipe::Book => Checkpoint::LowestValidationLoss,
             Recipe::Fast => Checkpoint::Last,
