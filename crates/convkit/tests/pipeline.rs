@@ -11,7 +11,9 @@ use convkit::models::BackboneArch;
 use convkit::train::interrupt;
 use convkit::workflows::pipeline::{resume, run, RunOptions, RunReport};
 use convkit::workflows::presets;
-use convkit::workflows::run_spec::{DataSource, ModelSource, RunKind, RunSpec, Unfreeze};
+use convkit::workflows::run_spec::{
+    Checkpoint, DataSource, ModelSource, RunKind, RunSpec, Unfreeze,
+};
 use convkit::workflows::transfer::TransferMode;
 use convkit::Error;
 use image::{ImageFormat, Rgb, RgbImage};
@@ -185,6 +187,10 @@ fn impossible_descriptions_are_refused_up_front() {
     spec.model.augmentation = convkit::models::chapter_augmentation();
     let err = run(&spec, &OPTIONS).unwrap_err().to_string();
     assert!(err.contains("augmentation needs --mode frozen"), "{err}");
+    spec.model.augmentation = Vec::new();
+    spec.output.checkpoint = Checkpoint::Last;
+    let err = run(&spec, &OPTIONS).unwrap_err().to_string();
+    assert!(err.contains("does not apply to --mode features"), "{err}");
     let mut mnist_on_images = presets::train(dir.path().into(), dir.path().join("run"));
     mnist_on_images.model.source = ModelSource::Scratch {
         architecture: convkit::models::ScratchModel::MnistConvnet,

@@ -131,12 +131,6 @@ impl FitArgs {
         }
         fit.check()?;
         if let Some(keep) = &self.keep {
-            if spec.model.uses_cached_features() {
-                anyhow::bail!(
-                    "--keep does not apply to --mode features: feature extraction keeps the \
-                     epoch with the lowest validation loss"
-                );
-            }
             spec.output.checkpoint = match keep.as_str() {
                 "last" => Checkpoint::Last,
                 _ => Checkpoint::LowestValidationLoss,

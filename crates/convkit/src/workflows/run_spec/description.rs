@@ -209,6 +209,13 @@ impl RunSpec {
                 "unfreezing needs --mode frozen: cached features come from a fixed base".into(),
             ));
         }
+        if features && self.output.checkpoint == Checkpoint::Last {
+            return Err(Error::InvalidConfig(
+                "keeping the last epoch (--keep last) does not apply to --mode features: \
+                 feature extraction keeps the epoch with the lowest validation loss"
+                    .into(),
+            ));
+        }
         if self.fit.batch_size == 0 {
             return Err(Error::InvalidConfig(
                 "the batch size must be at least 1".into(),
