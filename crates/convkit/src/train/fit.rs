@@ -379,6 +379,7 @@ mod tests {
     use crate::data::Dataset;
     use crate::models::Sequential;
     use crate::nn::{Activation, BatchNormalizationSpec};
+    use crate::train::test_support::weights;
     use crate::train::{BestCheckpoint, EarlyStopping, ReduceLrOnPlateau};
     use tch::{Device, Kind, Tensor};
 
@@ -464,17 +465,6 @@ mod tests {
         let mut callbacks: Vec<&mut dyn Callback> =
             vec![&mut best, &mut reduce, &mut early, &mut crash];
         crate::train::fit(model, &train, Some(&validation), &config, &mut callbacks)
-    }
-
-    fn weights(model: &Model) -> Vec<(String, Vec<f32>)> {
-        let mut vars: Vec<_> = model
-            .var_store()
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars
     }
 
     fn without_timings(history: &History) -> Vec<EpochRecord> {

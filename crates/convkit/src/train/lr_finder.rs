@@ -280,6 +280,7 @@ mod tests {
     use crate::data::Dataset;
     use crate::models::Sequential;
     use crate::nn::{Activation, BatchNormalizationSpec};
+    use crate::train::test_support::weights;
     use tch::{Device, Kind, Tensor};
 
     /// Two classes told apart by the mean brightness of a 3x8x8 image: easy to learn at a
@@ -303,17 +304,6 @@ mod tests {
         Model::new(&spec, Device::Cpu, 3).unwrap()
     }
 
-    fn variables(model: &Model) -> Vec<(String, Vec<f32>)> {
-        let mut vars: Vec<_> = model
-            .var_store()
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
-            .collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars
-    }
-
     fn settings() -> LrFindSettings {
         LrFindSettings {
             batch_size: 16,
@@ -326,10 +316,10 @@ mod tests {
     fn the_sweep_is_seeded_restores_the_model_and_stops_on_divergence() {
         let data = data();
         let mut model = model();
-        let before = variables(&model);
+        let before = weights(&model);
         let mut seen = 0;
         let sweep = lr_find(&mut model, &data, &settings(), &mut |_, _| seen += 1).unwrap();
-        assert_eq!(variables(&model), before, "the sweep changed the model");
+        assert_eq!(weights(&model), before, "the sweep changed the model");
         assert_eq!(seen, sweep.steps.len());
         // 256 samples are 16 batches: the sweep went through the data several times.
         assert!(sweep.steps.len() > 16, "{}", sweep.steps.len());
@@ -357,7 +347,7 @@ mod tests {
         };
         let other = lr_find(&mut model, &data, &other, &mut |_, _| {}).unwrap();
         assert_ne!(other.steps, sweep.steps);
-        assert_eq!(variables(&model), before);
+        assert_eq!(weights(&model), before);
     }
 
     #[test]

@@ -74,6 +74,19 @@ pub(crate) mod test_support {
         History { epochs }
     }
 
+    /// Every variable of `model` as (name, values), sorted by name: for comparing two
+    /// models bit for bit.
+    pub fn weights(model: &Model) -> Vec<(String, Vec<f32>)> {
+        let mut vars: Vec<_> = model
+            .var_store()
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+            .collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+
     /// Feeds epochs 1 to `upto` of `history` to `callback`, as the loop would.
     pub fn feed(
         callback: &mut dyn Callback,
