@@ -39,6 +39,7 @@ use super::TrainingCommand;
 ///   convkit train --data cats_vs_dogs                          # chapter 8.2: 30 epochs
 ///   convkit train --data cats_vs_dogs --augment --dropout 0.5 --epochs 100   # chapter 8.3
 ///   convkit train --data cats_vs_dogs --model mini-xception --augment --epochs 100
+///   convkit train --data cats_vs_dogs --model mini-xception --augment --image-size 128 --recipe fast
 ///   convkit train --data cats_vs_dogs --base vgg16 --mode features --epochs 20  # 8.4, fast
 ///   convkit train --data cats_vs_dogs --base vgg16 --augment --epochs 50       # 8.4, end to end
 ///   convkit train --data cats_vs_dogs --base mobilenet_v2 --augment --epochs 10

@@ -76,7 +76,8 @@ fn fast_settings(spec: &RunSpec) -> FastSettings {
         },
         (_, ModelSource::Checkpoint { .. }) => row(10, 1e-4, 0.05, 0.1, None),
         (_, ModelSource::Scratch { architecture }) => match architecture {
-            ScratchModel::MiniXception => row(60, 3e-3, 0.05, 0.1, Some(0.998)),
+            // At --image-size 128: 89.9-90.4% validation in 80 epochs (26 min on 2 cores in bf16).
+            ScratchModel::MiniXception => row(80, 3e-3, 0.05, 0.1, Some(0.998)),
             _ if augmented => row(40, 1e-3, 0.05, 0.1, Some(0.998)),
             _ => row(12, 1e-3, 0.05, 0.1, None),
         },
