@@ -22,16 +22,18 @@ impl Draws {
         z ^ (z >> 31)
     }
 
-    /// Milliseconds in `lo..hi`.
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
+    /// A duration between `lo` and `hi` times `span`.
+    fn fraction_of(&mut self, span: Duration, lo: f64, hi: f64) -> Duration {
+        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        span.mul_f64(lo + unit * (hi - lo))
     }
 }
 
 /// How a kill was aimed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Aim {
-    /// After a random delay: anywhere in start-up, an epoch, validation or a write.
+    /// After a random delay, a fraction of the length of the run left alone: anywhere in
+    /// start-up, an epoch, validation or a write, however fast the machine.
     Random,
     /// While a state folder exists without its `state.json`: in the middle of a state write
     /// (held open by `CONVKIT_FAULT_STATE_PAUSE_MS`).
@@ -48,11 +50,11 @@ fn state_being_written(run: &Path) -> bool {
 }
 
 /// Waits for `child` as `aim` says, then kills it; returns whether it was killed (false: it
-/// had already finished).
-fn kill(child: &mut Child, run: &Path, aim: Aim, draws: &mut Draws) -> bool {
+/// had already finished). `span` is how long the same run took left alone.
+fn kill(child: &mut Child, run: &Path, aim: Aim, span: Duration, draws: &mut Draws) -> bool {
     let deadline = Instant::now()
         + match aim {
-            Aim::Random => draws.millis(300, 2500),
+            Aim::Random => draws.fraction_of(span, 0.05, 0.5),
             Aim::StateWrite => Duration::from_secs(20),
         };
     while Instant::now() < deadline {
@@ -100,8 +102,11 @@ fn check_after_kill(run: &Path, checkpoint: &str, evaluate: &dyn Fn(&Path) -> Co
 /// Kills the run started by `fresh` at least `kills` times (a third of them in a state
 /// write), resuming it with `resume` after each, then lets it finish. Returns the number of
 /// kills. When a run finishes before enough kills, another one starts in a new folder,
-/// and the last one is the one returned in `run`.
+/// and the last one is the one returned in `run`. Kill times scale with `span`, the
+/// length of the run left alone, so that a faster machine gets as many kills per run
+/// (a fixed 0.3-2.5 s once let eight epochs finish after 10 kills of 14 on CI).
 struct Torture<'a> {
+    span: Duration,
     fresh: &'a dyn Fn(&Path) -> Command,
     resume: &'a dyn Fn(&Path) -> Command,
     evaluate: &'a dyn Fn(&Path) -> Command,
@@ -112,7 +117,7 @@ impl Torture<'_> {
     fn run(&self, root: &Path, kills_wanted: usize, draws: &mut Draws) -> (PathBuf, usize) {
         let mut kills = 0;
         let mut in_writes = 0;
-        for round in 0..4 {
+        for round in 0..8 {
             let run = root.join(format!("killed-{round}"));
             loop {
                 let started = run.join("run.json").is_file();
@@ -138,7 +143,7 @@ impl Torture<'_> {
                     return (run, kills);
                 }
                 let mut child = command.spawn().unwrap();
-                if !kill(&mut child, &run, aim, draws) {
+                if !kill(&mut child, &run, aim, self.span, draws) {
                     assert!(child.wait().unwrap().success(), "a resumed run failed");
                     break; // finished before enough kills: another round
                 }
@@ -221,8 +226,10 @@ fn a_training_run_killed_fourteen_times_ends_as_if_never_stopped() {
         command
     };
     let alone = dir.path().join("alone");
+    let started = Instant::now();
     run_ok(&mut fresh(&alone));
     let torture = Torture {
+        span: started.elapsed(),
         fresh: &fresh,
         resume: &resume,
         evaluate: &evaluate,
@@ -322,8 +329,10 @@ fn an_mnist_run_killed_six_times_ends_as_if_never_stopped() {
         command
     };
     let alone = dir.path().join("alone");
+    let started = Instant::now();
     run_ok(&mut fresh(&alone));
     let torture = Torture {
+        span: started.elapsed(),
         fresh: &fresh,
         resume: &resume,
         evaluate: &evaluate,
