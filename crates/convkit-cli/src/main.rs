@@ -56,6 +56,21 @@ enum Command {
     Summary(commands::summary::SummaryArgs),
 }
 
+/// `err` and its causes on one line, `outer: inner`, each cause said once: a library error
+/// that already names its cause (`path: reason`) is not followed by the reason again.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.is_empty() {
+            text = cause;
+        } else if !text.ends_with(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -75,7 +90,7 @@ fn main() -> ExitCode {
             match commands::data_parallel::join_run(&cli.device, cli.dist_timeout) {
                 Ok(device) => device,
                 Err(err) => {
-                    eprintln!("error: {err:#}");
+                    eprintln!("error: {}", error_text(&err));
                     return ExitCode::FAILURE;
                 }
             }
@@ -83,7 +98,7 @@ fn main() -> ExitCode {
         _ => match commands::data_parallel::refuse_parallel_launch() {
             Ok(()) => cli.device.clone(),
             Err(err) => {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", error_text(&err));
                 return ExitCode::FAILURE;
             }
         },
@@ -107,8 +122,26 @@ fn main() -> ExitCode {
                 eprintln!("{interrupted}");
                 return ExitCode::from(130);
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn a_cause_already_in_its_error_is_said_once() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = anyhow::Error::new(convkit::Error::io("run/best.json", missing))
+            .context("training failed");
+        assert_eq!(
+            error_text(&err),
+            "training failed: run/best.json: no such file"
+        );
+        let err = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_text(&err), "outer: inner");
     }
 }

@@ -443,6 +443,27 @@ fn unknown_model_and_device_are_explained() {
     assert!(stderr.contains("unknown device `tpu`"), "{stderr}");
 }
 
+/// Settings that cannot train are refused before anything is read or written, in their own
+/// words (no "training failed:" before them). `--epochs 0` once loaded the data, trained
+/// nothing and failed on a missing best.json.
+#[test]
+fn settings_that_cannot_train_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(
+        convkit()
+            .args(["train", "--quiet", "--epochs", "0", "--data"])
+            .arg(dir.path().join("nowhere"))
+            .arg("--out")
+            .arg(dir.path().join("run")),
+    );
+    assert_eq!(
+        stderr.trim(),
+        "error: the number of epochs must be at least 1",
+        "{stderr}"
+    );
+    assert!(!dir.path().join("run").exists());
+}
+
 /// The chapter's from-scratch convnet on a slice of real cats and dogs (smaller images, 10
 /// epochs: with 6, seed 3 ends at 59% test on an Intel Xeon with AMX): it must learn, keep
 /// its best epoch, and evaluate and predict from the run.

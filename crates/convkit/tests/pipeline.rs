@@ -197,6 +197,12 @@ fn impossible_descriptions_are_refused_up_front() {
     };
     let err = run(&mnist_on_images, &OPTIONS).unwrap_err().to_string();
     assert!(err.contains("mnist-convnet"), "{err}");
+    // No epochs: once this loaded the data, trained nothing, and failed on a missing
+    // best.json.
+    let mut no_epochs = presets::train(dir.path().into(), dir.path().join("run"));
+    no_epochs.fit.epochs = 0;
+    let err = run(&no_epochs, &OPTIONS).unwrap_err().to_string();
+    assert!(err.contains("epochs must be at least 1"), "{err}");
     assert!(!dir.path().join("run").exists());
 }
 

@@ -199,6 +199,8 @@ impl TrainingCommand<'_> {
                 same_threads()
             ))
             .into()),
+            // Settings refused before anything ran say so themselves.
+            Err(err @ convkit::Error::InvalidConfig(_)) => Err(err.into()),
             Err(err) => Err(anyhow::Error::new(err).context(self.context.to_owned())),
         }
     }

@@ -82,6 +82,11 @@ impl Default for FitConfig {
 impl FitConfig {
     /// Refuses settings that cannot train.
     pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::InvalidConfig(
+                "the number of epochs must be at least 1".into(),
+            ));
+        }
         self.optimizer.check()?;
         self.schedule.check()?;
         if !(0.0..1.0).contains(&self.label_smoothing) {
