@@ -464,6 +464,44 @@ fn settings_that_cannot_train_are_refused_up_front() {
     assert!(!dir.path().join("run").exists());
 }
 
+/// Progressive resizing on real images: the chapter's Flatten convnet is refused, naming
+/// why; the mini-Xception trains its first epoch on smaller images and says so.
+#[test]
+fn progressive_resizing_trains_a_pooled_model_and_refuses_a_flattened_one() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    cats_slice(&shared_data, &data, 8, 4);
+    let train = |model: &str, out: &str| {
+        let mut command = convkit();
+        command
+            .args(["--threads", "1", "train", "--data"])
+            .arg(&data)
+            .args(["--model", model, "--image-size", "64", "--epochs", "2"])
+            .args(["--progressive-resizing", "32", "--out"])
+            .arg(dir.path().join(out));
+        command
+    };
+    let stderr = run_err(&mut train("small-convnet", "flat"));
+    assert!(
+        stderr.contains("progressive resizing needs a model that takes any image size"),
+        "{stderr}"
+    );
+    let output = run_ok(&mut train("mini-xception", "pooled"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("training images 32 pixels high in epoch 1, growing to 64 by epoch 2"),
+        "{stderr}"
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("pooled/run.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        run["fit"]["progressive_resizing"],
+        serde_json::json!({"start_size": 32, "ramp": 0.5})
+    );
+}
+
 /// The chapter's from-scratch convnet on a slice of real cats and dogs (smaller images, 10
 /// epochs: with 6, seed 3 ends at 59% test on an Intel Xeon with AMX): it must learn, keep
 /// its best epoch, and evaluate and predict from the run.

@@ -1,7 +1,7 @@
 //! The flags that say how a model is fitted, shared by `mnist`, `train` and `finetune`.
 
 use clap::Args;
-use convkit::train::{Ema, Mixup, Optimizer, Schedule, OPTIMIZER_NAMES};
+use convkit::train::{Ema, Mixup, Optimizer, ProgressiveResizing, Schedule, OPTIMIZER_NAMES};
 use convkit::workflows::presets::apply_recipe;
 use convkit::workflows::run_spec::{Checkpoint, Recipe, RunSpec};
 
@@ -70,6 +70,23 @@ pub struct FitArgs {
     #[arg(long, value_name = "ALPHA")]
     pub mixup: Option<f64>,
 
+    /// Progressive resizing: the first epochs train on smaller images, SIZE pixels high in
+    /// epoch 1, growing linearly to the full --image-size over the first --resizing-ramp
+    /// of the epochs, then at full size; validation is always at full size. Cheaper early
+    /// epochs, for a model that takes any image size (mini-xception, --base mobilenet-v2
+    /// or efficientnet-lite0; not the chapter's Flatten convnets). 0 turns it off.
+    #[arg(long, value_name = "SIZE")]
+    pub progressive_resizing: Option<i64>,
+
+    /// Fraction of the epochs over which --progressive-resizing grows the images.
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.5,
+        requires = "progressive_resizing"
+    )]
+    pub resizing_ramp: f64,
+
     /// Which epoch's model the run keeps, evaluates and predicts with: lowest-val-loss
     /// (best.safetensors, the chapter's ModelCheckpoint; the book recipe's) or last
     /// (model.safetensors; the fast recipe's, whose schedule ends at a rate near 0, and
@@ -90,6 +107,8 @@ pub const FIT_SETTING_PATHS: &[(&str, &str)] = &[
     ("label_smoothing", "fit.label_smoothing"),
     ("ema", "fit.ema"),
     ("mixup", "fit.mixup"),
+    ("progressive_resizing", "fit.progressive_resizing"),
+    ("resizing_ramp", "fit.progressive_resizing"),
     ("keep", "output.checkpoint"),
 ];
 
@@ -128,6 +147,12 @@ impl FitArgs {
         }
         if let Some(alpha) = self.mixup {
             fit.mixup = (alpha != 0.0).then_some(Mixup { alpha });
+        }
+        if let Some(start_size) = self.progressive_resizing {
+            fit.progressive_resizing = (start_size != 0).then_some(ProgressiveResizing {
+                start_size,
+                ramp: self.resizing_ramp,
+            });
         }
         fit.check()?;
         if let Some(keep) = &self.keep {

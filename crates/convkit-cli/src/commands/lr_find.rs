@@ -60,6 +60,8 @@ use super::train::TrainArgs;
     mut_arg("warmup_epochs", |a| a.hide(true)),
     mut_arg("ema", |a| a.hide(true)),
     mut_arg("mixup", |a| a.hide(true)),
+    mut_arg("progressive_resizing", |a| a.hide(true)),
+    mut_arg("resizing_ramp", |a| a.hide(true)),
     mut_arg("keep", |a| a.hide(true)),
     mut_arg("tta", |a| a.hide(true)),
 )]
@@ -111,6 +113,14 @@ const NOT_FOR_A_SWEEP: &[(&str, &str)] = &[
     ("warmup_epochs", "the sweep sets the learning rate itself"),
     ("ema", "the sweep reads the loss of the weights it trains"),
     ("mixup", "the sweep trains on the images as they are"),
+    (
+        "progressive_resizing",
+        "the sweep trains on the images at their size",
+    ),
+    (
+        "resizing_ramp",
+        "the sweep trains on the images at their size",
+    ),
     ("keep", "the sweep keeps no model"),
     ("tta", "the sweep evaluates nothing"),
 ];

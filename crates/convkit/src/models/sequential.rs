@@ -177,6 +177,16 @@ impl Sequential {
         Ok(self.layer_param_counts()?.iter().map(|c| c.trainable).sum())
     }
 
+    /// Whether the model takes images of any size: none of its layers flattens a feature
+    /// map (a Flatten into a Dense layer fixes the size the model was built for; a global
+    /// pooling does not).
+    pub fn takes_any_image_size(&self) -> bool {
+        !self
+            .layers
+            .iter()
+            .any(|l| matches!(l.spec, LayerSpec::Flatten(_)))
+    }
+
     /// The final activation when it turns logits into probabilities (softmax or sigmoid).
     /// A built model leaves it out of training, where the loss works on logits, and applies
     /// it in `Model::predict`.

@@ -12,6 +12,7 @@ use super::history::{EpochRecord, History};
 use super::metrics::RunningMetrics;
 use super::mixup::Mixup;
 use super::optimizer::{Optimizer, OptimizerState};
+use super::progressive_resizing::ProgressiveResizing;
 use super::schedule::Schedule;
 use super::training_state::{callback_states, restore_callback_states, StateDir, TrainingState};
 use crate::data::{shuffled_order, ImageDataset};
@@ -46,6 +47,10 @@ pub struct FitConfig {
     /// Training on blends of two images ([`Mixup`]); `None`: on the images as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mixup: Option<Mixup>,
+    /// Training on smaller images in the first epochs ([`ProgressiveResizing`]); `None`:
+    /// every epoch at the images' size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progressive_resizing: Option<ProgressiveResizing>,
     /// Seeds the order of samples (epoch `e` uses `seed + e`) and libtorch's generator
     /// (dropout, augmentation), reseeded at the start of every epoch from the seed and the
     /// epoch: the same seed on the same device and thread count gives the same run, and a
@@ -72,6 +77,7 @@ impl Default for FitConfig {
             label_smoothing: 0.0,
             ema: None,
             mixup: None,
+            progressive_resizing: None,
             seed: 0,
             precision: None,
             state_dir: None,
@@ -97,6 +103,10 @@ impl FitConfig {
         }
         self.ema.as_ref().map(Ema::check).transpose()?;
         self.mixup.as_ref().map(Mixup::check).transpose()?;
+        self.progressive_resizing
+            .as_ref()
+            .map(ProgressiveResizing::check)
+            .transpose()?;
         Ok(())
     }
 }
@@ -162,6 +172,10 @@ fn fit_with(
     }
     config.check()?;
     model.check_input(train)?;
+    let full_side = train.image_shape()[1];
+    if let Some(resizing) = &config.progressive_resizing {
+        check_resizable(model, resizing, full_side)?;
+    }
     let loss_fn = model.loss()?;
     if let Some(precision) = config.precision {
         model.set_precision(precision);
@@ -234,6 +248,9 @@ fn fit_with(
             let global = ((epoch - 1) * steps + step) as u64;
             control.learning_rate() * config.schedule.factor(global, steps as u64, config.epochs)
         };
+        let side = config
+            .progressive_resizing
+            .map_or(full_side, |r| r.size_at(epoch, config.epochs, full_side));
         let learning_rate = rate_at(0, &control);
         let mut metrics = RunningMetrics::new(device);
         let start = Instant::now();
@@ -248,6 +265,11 @@ fn fit_with(
                 batch.images.to_device(device),
                 batch.labels.to_device(device),
             );
+            let images = if side < full_side {
+                ProgressiveResizing::resize(&images, side)
+            } else {
+                images
+            };
             let mixed = config.mixup.map(|mixup| mixup.mix(&images, &labels));
             let logits = model.forward(mixed.as_ref().map_or(&images, |m| &m.images), true);
             let loss = match &mixed {
@@ -350,6 +372,20 @@ fn fit_with(
     Ok(history)
 }
 
+/// Refuses progressive resizing for a model that takes one image size only, or for images
+/// no larger than its start size.
+fn check_resizable(model: &Model, resizing: &ProgressiveResizing, full_side: i64) -> Result<()> {
+    if !model.spec().takes_any_image_size() {
+        return Err(Error::InvalidConfig(format!(
+            "progressive resizing needs a model that takes any image size: {} flattens its \
+             feature map into a Dense layer, which fixes the size (models with a global \
+             pooling take any: mini-xception, or a MobileNetV2 or EfficientNet-Lite0 base)",
+            model.spec().name
+        )));
+    }
+    resizing.check_full_size(full_side)
+}
+
 fn save_state(
     model: &Model,
     states: &StateDir,
@@ -389,24 +425,34 @@ mod tests {
     use tch::{Device, Kind, Tensor};
 
     fn data(seed: i64) -> Dataset {
+        random_images(seed, 48, 8)
+    }
+
+    /// `count` random images of `side` x `side` pixels with random labels of two classes.
+    fn random_images(seed: i64, count: i64, side: i64) -> Dataset {
         tch::manual_seed(seed);
-        let images = Tensor::randint(256, [48, 3, 8, 8], (Kind::Uint8, Device::Cpu));
-        let labels = Tensor::randint(2, [48], (Kind::Int64, Device::Cpu));
+        let images = Tensor::randint(256, [count, 3, side, side], (Kind::Uint8, Device::Cpu));
+        let labels = Tensor::randint(2, [count], (Kind::Int64, Device::Cpu));
         Dataset::new(images, labels, vec!["a".into(), "b".into()]).unwrap()
     }
 
     /// Every kind of random draw and state: augmentation, dropout, batch-norm statistics,
     /// RMSprop's moments, a plateau schedule, early stopping and a best checkpoint.
     fn model() -> Model {
-        let spec = Sequential::new("resumable", [3, 8, 8])
-            .add(RandomFlipSpec::new(FlipMode::Horizontal))
-            .rescaling(1.0 / 255.0)
-            .conv2d(4, 3, Activation::Relu)
-            .add(BatchNormalizationSpec::default())
+        let spec = features("resumable", 8)
             .flatten()
             .dropout(0.5)
             .dense(2, Activation::Softmax);
         Model::new(&spec, Device::Cpu, 3).unwrap()
+    }
+
+    /// A flip, a convolution and batch norm, for images of `side` x `side`.
+    fn features(name: &str, side: i64) -> Sequential {
+        Sequential::new(name, [3, side, side])
+            .add(RandomFlipSpec::new(FlipMode::Horizontal))
+            .rescaling(1.0 / 255.0)
+            .conv2d(4, 3, Activation::Relu)
+            .add(BatchNormalizationSpec::default())
     }
 
     fn train_for(model: &mut Model, epochs: usize, dir: &std::path::Path) -> Result<History> {
@@ -561,6 +607,96 @@ mod tests {
             let rates: Vec<f64> = history.epochs.iter().map(|r| r.learning_rate).collect();
             assert!(rates[1] > rates[0] && rates[4] < rates[1], "{rates:?}");
         }
+    }
+
+    /// A model that takes any image size: batch norm and a global average pooling.
+    fn pooled_model() -> Model {
+        let spec = features("pooled", 32)
+            .global_average_pooling2d()
+            .dense(2, Activation::Softmax);
+        Model::new(&spec, Device::Cpu, 3).unwrap()
+    }
+
+    fn train_resized(
+        model: &mut Model,
+        dir: &std::path::Path,
+        resizing: Option<ProgressiveResizing>,
+        crash_at: Option<usize>,
+    ) -> Result<History> {
+        let train = random_images(1, 24, 32);
+        let config = FitConfig {
+            epochs: 5,
+            batch_size: 8,
+            seed: 9,
+            progressive_resizing: resizing,
+            state_dir: Some(dir.join("state")),
+            ..fast_settings()
+        };
+        let mut crash = CrashAt(crash_at.unwrap_or(0));
+        crate::train::fit(model, &train, Some(&train), &config, &mut [&mut crash])
+    }
+
+    /// Epochs at 8, 16 and 24 pixels, then 32: a run killed after the second epoch resumes
+    /// at the third's size and ends as the run left alone; the sizes change the run.
+    #[test]
+    fn a_progressively_resized_run_resumes_bit_for_bit() {
+        let resizing = ProgressiveResizing {
+            start_size: 8,
+            ramp: 0.6,
+        };
+        let sizes: Vec<i64> = (1..=5).map(|e| resizing.size_at(e, 5, 32)).collect();
+        assert_eq!(sizes, [8, 16, 24, 32, 32]);
+        let whole_dir = tempfile::tempdir().unwrap();
+        let mut whole = pooled_model();
+        let expected = train_resized(&mut whole, whole_dir.path(), Some(resizing), None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = train_resized(&mut pooled_model(), dir.path(), Some(resizing), Some(3));
+        assert!(crashed.is_err());
+        tch::manual_seed(777);
+        let mut resumed = pooled_model();
+        let history = train_resized(&mut resumed, dir.path(), Some(resizing), None).unwrap();
+        assert_eq!(without_timings(&history), without_timings(&expected));
+        assert_eq!(weights(&resumed), weights(&whole));
+
+        let plain_dir = tempfile::tempdir().unwrap();
+        let plain = train_resized(&mut pooled_model(), plain_dir.path(), None, None).unwrap();
+        assert_ne!(plain.epochs[0].loss, expected.epochs[0].loss);
+    }
+
+    #[test]
+    fn progressive_resizing_refuses_a_model_of_one_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FitConfig {
+            progressive_resizing: Some(ProgressiveResizing::from(4)),
+            ..FitConfig::default()
+        };
+        let err = crate::train::fit(&mut model(), &data(1), None, &config, &mut []).unwrap_err();
+        assert!(err.to_string().contains("at least 8 pixels"), "{err}");
+        let config = FitConfig {
+            progressive_resizing: Some(ProgressiveResizing::from(8)),
+            state_dir: Some(dir.path().into()),
+            ..FitConfig::default()
+        };
+        let err = crate::train::fit(&mut model(), &data(1), None, &config, &mut []).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("takes any image size") && err.contains("resumable"),
+            "{err}"
+        );
+        let config = FitConfig {
+            progressive_resizing: Some(ProgressiveResizing::from(32)),
+            ..config
+        };
+        let err = crate::train::fit(
+            &mut pooled_model(),
+            &random_images(1, 24, 32),
+            None,
+            &config,
+            &mut [],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("smaller than the images"), "{err}");
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 
     fn model_var(model: &Model, name: &str) -> Tensor {

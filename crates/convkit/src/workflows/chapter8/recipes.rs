@@ -423,6 +423,12 @@ fn fitting(spec: &RunSpec) -> String {
     if let Some(mixup) = fit.mixup {
         parts.push(format!("mixup {}", mixup.alpha));
     }
+    if let Some(resizing) = fit.progressive_resizing {
+        parts.push(format!(
+            "progressive resizing from {} pixels",
+            resizing.start_size
+        ));
+    }
     parts.join(", ")
 }
 

@@ -383,4 +383,15 @@ fn print_start(spec: &RunSpec, data: &LoadedData, model: &Model, device: Device,
         model.precision(),
         threads_text(threads),
     );
+    if let Some(resizing) = spec.fit.progressive_resizing {
+        let (epochs, full) = (spec.fit.epochs, train.image_shape()[1]);
+        let from = (1..=epochs)
+            .find(|&e| resizing.size_at(e, epochs, full) == full)
+            .unwrap_or(epochs);
+        eprintln!(
+            "Progressive resizing: training images {} pixels high in epoch 1, growing to {full} \
+             by epoch {from}; validation at {full}",
+            resizing.size_at(1, epochs, full)
+        );
+    }
 }

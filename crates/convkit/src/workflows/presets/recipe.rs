@@ -10,7 +10,7 @@ use crate::workflows::transfer::TransferMode;
 /// size, seed, precision and everything about the model stay as they are.
 ///
 /// [`Recipe::Book`] keeps the preset's epochs and optimizer (the chapter's), takes away
-/// any schedule, smoothing, average and mixup, and keeps the epoch with the lowest
+/// any schedule, smoothing, average, mixup and progressive resizing, and keeps the epoch with the lowest
 /// validation loss (the chapter's `ModelCheckpoint`); [`Recipe::Fast`] sets the values
 /// measured in BENCHMARKS.md for each of the chapter's rows and keeps the last epoch: its
 /// one-cycle schedule ends at a rate near 0, where the model has settled, while the
@@ -33,6 +33,7 @@ pub fn apply_recipe(spec: &mut RunSpec, recipe: Recipe) {
             fit.label_smoothing = 0.0;
             fit.ema = None;
             fit.mixup = None;
+            fit.progressive_resizing = None;
         }
         Recipe::Fast => {
             let fast = fast_settings(spec);
