@@ -373,8 +373,13 @@ fn fit_with(
 }
 
 /// Refuses progressive resizing for a model that takes one image size only, or for images
-/// no larger than its start size.
-fn check_resizable(model: &Model, resizing: &ProgressiveResizing, full_side: i64) -> Result<()> {
+/// no larger than its start size. `fit` checks it; the run pipeline too, before it
+/// announces the sizes.
+pub(crate) fn check_resizable(
+    model: &Model,
+    resizing: &ProgressiveResizing,
+    full_side: i64,
+) -> Result<()> {
     if !model.spec().takes_any_image_size() {
         return Err(Error::InvalidConfig(format!(
             "progressive resizing needs a model that takes any image size: {} flattens its \

@@ -137,6 +137,9 @@ fn execute(
         model.set_decoding(spec.data.decoding().image_options().decoding());
     }
     let precision = model.set_precision(spec.precision());
+    if let Some(resizing) = &spec.fit.progressive_resizing {
+        crate::train::fit::check_resizable(&model, resizing, train.image_shape()[1])?;
+    }
     if progress {
         print_start(spec, &data, &model, device, threads);
     }
