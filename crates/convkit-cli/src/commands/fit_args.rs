@@ -73,8 +73,8 @@ pub struct FitArgs {
     /// Progressive resizing: the first epochs train on smaller images, SIZE pixels high in
     /// epoch 1, growing linearly to the full --image-size over the first --resizing-ramp
     /// of the epochs, then at full size; validation is always at full size. Cheaper early
-    /// epochs, for a model that takes any image size (mini-xception, --base mobilenet-v2
-    /// or efficientnet-lite0; not the chapter's Flatten convnets). 0 turns it off.
+    /// epochs, for a model that takes any image size (mini-xception, --base mobilenet_v2
+    /// or efficientnet_lite0; not the chapter's Flatten convnets). 0 turns it off.
     #[arg(long, value_name = "SIZE")]
     pub progressive_resizing: Option<i64>,
 

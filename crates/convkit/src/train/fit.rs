@@ -384,7 +384,7 @@ pub(crate) fn check_resizable(
         return Err(Error::InvalidConfig(format!(
             "progressive resizing needs a model that takes any image size: {} flattens its \
              feature map into a Dense layer, which fixes the size (models with a global \
-             pooling take any: mini-xception, or a MobileNetV2 or EfficientNet-Lite0 base)",
+             pooling take any: the mini-xception, or a mobilenet_v2 or efficientnet_lite0 base)",
             model.spec().name
         )));
     }
