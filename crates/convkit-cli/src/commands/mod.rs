@@ -199,7 +199,8 @@ impl TrainingCommand<'_> {
                 same_threads()
             ))
             .into()),
-            // Settings refused before anything ran say so themselves.
+            // Invalid settings say what is wrong in their own words, whether refused before
+            // the run starts or met during it (a diverged loss).
             Err(err @ convkit::Error::InvalidConfig(_)) => Err(err.into()),
             Err(err) => Err(anyhow::Error::new(err).context(self.context.to_owned())),
         }

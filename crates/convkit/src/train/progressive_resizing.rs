@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 /// Progressive resizing, as fastai's DAWNBench runs and EfficientNet-V2's progressive
 /// learning use it: the training images of epoch 1 are shrunk to `start_size` pixels
-/// square, the size grows linearly over the first `ramp` of the epochs, and the rest of
+/// high (the width in proportion), the size grows linearly over the first `ramp` of the epochs, and the rest of
 /// the run trains at full size. Small images make the early epochs cheaper (a convolution's
 /// cost grows with the square of the side) while the model learns the coarse features;
 /// the full-size epochs at the end adapt it, and its batch-norm statistics, to the size it
@@ -66,10 +66,16 @@ impl ProgressiveResizing {
         Ok(())
     }
 
+    /// The number of epochs, of `epochs`, that grow the images: every later epoch trains at
+    /// full size (none, with a ramp of 1).
+    pub fn ramp_epochs(&self, epochs: usize) -> usize {
+        (self.ramp * epochs as f64).round().max(1.0) as usize
+    }
+
     /// The side (the height, for images that are not square) of the training images in
     /// `epoch` (1-based) of `epochs`, for images of side `full`.
     pub fn size_at(&self, epoch: usize, epochs: usize, full: i64) -> i64 {
-        let ramp_epochs = (self.ramp * epochs as f64).round().max(1.0) as usize;
+        let ramp_epochs = self.ramp_epochs(epochs);
         if epoch > ramp_epochs || self.start_size >= full {
             return full;
         }
@@ -107,12 +113,14 @@ mod tests {
         let sizes: Vec<i64> = (1..=10).map(|e| resizing.size_at(e, 10, 128)).collect();
         // 5 ramp epochs: 96 + k * 32 / 5 = 96, 102.4, 108.8, 115.2, 121.6, rounded down to 8.
         assert_eq!(sizes, [96, 96, 104, 112, 120, 128, 128, 128, 128, 128]);
+        assert_eq!(resizing.ramp_epochs(10), 5);
         let whole = ProgressiveResizing {
             start_size: 64,
             ramp: 1.0,
         };
         assert_eq!(whole.size_at(1, 4, 128), 64);
         assert_eq!(whole.size_at(4, 4, 128), 112);
+        assert_eq!(whole.ramp_epochs(4), 4);
         assert_eq!(ProgressiveResizing::from(200).size_at(1, 10, 128), 128);
     }
 

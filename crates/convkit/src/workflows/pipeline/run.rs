@@ -388,12 +388,16 @@ fn print_start(spec: &RunSpec, data: &LoadedData, model: &Model, device: Device,
     );
     if let Some(resizing) = spec.fit.progressive_resizing {
         let (epochs, full) = (spec.fit.epochs, train.image_shape()[1]);
-        let from = (1..=epochs)
-            .find(|&e| resizing.size_at(e, epochs, full) == full)
-            .unwrap_or(epochs);
+        let growth = match resizing.ramp_epochs(epochs) + 1 {
+            from if from <= epochs => format!("growing to {full} by epoch {from}"),
+            _ => format!(
+                "growing to {} in the last epoch",
+                resizing.size_at(epochs, epochs, full)
+            ),
+        };
         eprintln!(
-            "Progressive resizing: training images {} pixels high in epoch 1, growing to {full} \
-             by epoch {from}; validation at {full}",
+            "Progressive resizing: training images {} pixels high in epoch 1, {growth}; \
+             validation at {full}",
             resizing.size_at(1, epochs, full)
         );
     }

@@ -10,8 +10,8 @@ use crate::workflows::transfer::TransferMode;
 /// size, seed, precision and everything about the model stay as they are.
 ///
 /// [`Recipe::Book`] keeps the preset's epochs and optimizer (the chapter's), takes away
-/// any schedule, smoothing, average, mixup and progressive resizing, and keeps the epoch with the lowest
-/// validation loss (the chapter's `ModelCheckpoint`); [`Recipe::Fast`] sets the values
+/// any schedule, smoothing, average, mixup and progressive resizing, and keeps the epoch
+/// with the lowest validation loss (the chapter's `ModelCheckpoint`); [`Recipe::Fast`] sets the values
 /// measured in BENCHMARKS.md for each of the chapter's rows and keeps the last epoch: its
 /// one-cycle schedule ends at a rate near 0, where the model has settled, while the
 /// validation loss of a label-smoothed model is a poor guide to its accuracy. MNIST keeps
