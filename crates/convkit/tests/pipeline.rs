@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use convkit::models::BackboneArch;
+use convkit::runtime::Precision;
 use convkit::train::interrupt;
 use convkit::workflows::pipeline::{resume, run, RunOptions, RunReport};
 use convkit::workflows::presets;
@@ -130,17 +131,7 @@ fn an_interrupted_run_resumes_bit_for_bit() {
         },
         ..whole.clone()
     };
-    let second_state = stopped_dir.join("state/epoch-0002/state.json");
-    let watcher = std::thread::spawn(move || {
-        while !second_state.is_file() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        interrupt::request_stop();
-    });
-    let err = run(&stopped, &OPTIONS).unwrap_err();
-    watcher.join().unwrap();
-    interrupt::clear();
-    assert!(matches!(err, Error::Interrupted { .. }), "{err}");
+    run_stopped_after(&stopped, 2);
     assert!(!stopped_dir.join("metrics.json").exists());
     let spec = RunSpec::read(&stopped_dir.join("run.json")).unwrap();
     assert_eq!(spec.version, convkit::workflows::run_spec::RUN_VERSION);
@@ -157,18 +148,74 @@ fn an_interrupted_run_resumes_bit_for_bit() {
     assert_eq!(resumed.best_epoch, uninterrupted.best_epoch);
     assert_eq!(resumed.best_validation, uninterrupted.best_validation);
     assert_eq!(resumed.test, uninterrupted.test);
+    assert_same_weights(&stopped_dir, &dir.path().join("whole"));
+    let again = resume(&stopped_dir, &OPTIONS).unwrap_err();
+    assert!(matches!(again, Error::RunFinished { .. }), "{again}");
+}
+
+/// Runs `spec` and stops it (as Ctrl-C does) once the state of epoch `epoch` is saved.
+fn run_stopped_after(spec: &RunSpec, epoch: usize) {
+    let state = spec
+        .output
+        .dir
+        .join(format!("state/epoch-{epoch:04}/state.json"));
+    let watcher = std::thread::spawn(move || {
+        while !state.is_file() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        interrupt::request_stop();
+    });
+    let err = run(spec, &OPTIONS).unwrap_err();
+    watcher.join().unwrap();
+    interrupt::clear();
+    assert!(matches!(err, Error::Interrupted { .. }), "{err}");
+}
+
+/// The kept checkpoints of two run folders hold the same tensors, bit for bit.
+fn assert_same_weights(a: &Path, b: &Path) {
     for file in ["last.safetensors", "best.safetensors"] {
-        let (a, b) = (
-            weights(&stopped_dir.join(file)),
-            weights(&dir.path().join("whole").join(file)),
-        );
+        let (a, b) = (weights(&a.join(file)), weights(&b.join(file)));
         assert_eq!(a.len(), b.len());
         for ((name, x), (_, y)) in a.iter().zip(&b) {
             assert!(x.equal(y), "{file}: `{name}` differs");
         }
     }
-    let again = resume(&stopped_dir, &OPTIONS).unwrap_err();
-    assert!(matches!(again, Error::RunFinished { .. }), "{again}");
+}
+
+/// A run asked for in `auto` precision and resumed on a machine where `auto` means the
+/// other precision (bf16 units or not) continues in the precision it started in, bit for
+/// bit. Here the run starts in the precision this machine's `auto` does not pick, and its
+/// description then says `auto`, as on the machine it would have started on.
+#[test]
+fn a_resumed_run_keeps_the_precision_it_started_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    image_folder(&data, 90);
+    let other = match Precision::Auto.resolve(Device::Cpu) {
+        Precision::Bf16 => Precision::Fp32,
+        _ => Precision::Bf16,
+    };
+    let mut whole = small_run(&data, dir.path().join("whole"), 2);
+    whole.fit.precision = Some(other);
+    let uninterrupted = run(&whole, &OPTIONS).unwrap();
+    let stopped_dir = dir.path().join("stopped");
+    let mut stopped = whole.clone();
+    stopped.output.dir = stopped_dir.clone();
+    run_stopped_after(&stopped, 1);
+    let config = stopped_dir.join("run.json");
+    let mut started = RunSpec::read(&config).unwrap();
+    assert_eq!(started.recorded.as_ref().unwrap().precision, other);
+    started.fit.precision = Some(Precision::Auto);
+    started.write(&config).unwrap();
+
+    let resumed = resume(&stopped_dir, &OPTIONS).unwrap();
+    let whole_dir = dir.path().join("whole");
+    assert_eq!(
+        learnt(&resumed, &stopped_dir),
+        learnt(&uninterrupted, &whole_dir)
+    );
+    assert_eq!(resumed.precision, other);
+    assert_same_weights(&stopped_dir, &whole_dir);
 }
 
 /// Settings that cannot go together are refused before anything is read or written.

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::json_file::write_json;
 use crate::model::Model;
 use crate::report::{CurvesPlot, TensorBoardLog};
+use crate::runtime::{bf16_is_native, Precision};
 use crate::train::{
     BestCheckpoint, Callback, Evaluation, FitConfig, History, HistoryCsv, LatestModel,
     ProgressBars, Tta,
@@ -56,12 +57,13 @@ pub fn run(spec: &RunSpec, options: &RunOptions) -> Result<RunReport> {
 
 /// Continues the run in `run_dir` from its last complete state, with the description its
 /// `run.json` holds, and finishes it as [`run`] would have: the same weights, history and
-/// metrics as a run that was never interrupted, on the same device, thread count and
-/// precision. A finished run is [`Error::RunFinished`]. Run folders written by earlier
+/// metrics as a run that was never interrupted, on the same device and thread count. It
+/// computes in the precision the run started in (`auto` as it resolved then), on any
+/// machine. A finished run is [`Error::RunFinished`]. Run folders written by earlier
 /// versions of convkit are continued too.
 pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunReport> {
     let dir = ProcessRunDir::resume(run_dir)?;
-    let spec = RunSpec::read(&RunDir::at(dir.root()).config())?;
+    let mut spec = RunSpec::read(&RunDir::at(dir.root()).config())?;
     let recorded = spec.recorded.as_ref().ok_or_else(|| {
         Error::invalid_data(
             RunDir::at(run_dir).config(),
@@ -71,7 +73,9 @@ pub fn resume(run_dir: &Path, options: &RunOptions) -> Result<RunReport> {
     check_same_world_size(recorded.world_size, run_dir)?;
     if options.progress && dir.is_main() {
         warn_if_not_reproducible(&recorded.device, recorded.threads, options.device);
+        warn_if_emulated(recorded.precision, options.device);
     }
+    spec.fit.precision = Some(recorded.precision);
     execute(&for_this_process(&spec, &dir), options, &dir, true)
 }
 
@@ -93,6 +97,19 @@ fn warn_if_not_reproducible(recorded_device: &str, recorded_threads: usize, devi
             threads_text(recorded_threads),
             device_name(device),
             threads_text(threads)
+        );
+    }
+}
+
+/// Warns when a run that started in bf16 continues on a device without bf16 units: it
+/// keeps its precision, so that it ends as it would have, but computes several times
+/// slower than fp32 would.
+fn warn_if_emulated(precision: Precision, device: Device) {
+    if precision == Precision::Bf16 && !bf16_is_native(device) {
+        eprintln!(
+            "warning: the run started in bf16 and continues in bf16, which {} emulates \
+             (several times slower than fp32)",
+            device_name(device)
         );
     }
 }
