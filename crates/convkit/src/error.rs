@@ -4,16 +4,20 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in convkit, with the context a user needs to act on it:
 /// the file, the key, the expected and the actual value.
+///
+/// Each message is whole: it includes the reason that the operating system, the JSON
+/// parser or libtorch gave, so `source()` is `None` and a chain of causes (anyhow's
+/// `{:#}`) names each reason once. The reason itself stays in the variant's fields.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be read, written or created.
-    #[error("{path}: {source}")]
+    #[error("{path}: {reason}")]
     Io {
         /// The file or folder concerned.
         path: PathBuf,
         /// The operating system's reason.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
 
     /// A data file exists but its content is not what its format requires.
@@ -76,15 +80,15 @@ pub enum Error {
 
     /// An error reported by libtorch.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
 
     /// A JSON file could not be parsed or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {reason}")]
     Json {
         /// The file concerned.
         path: PathBuf,
         /// The parser's reason.
-        source: serde_json::Error,
+        reason: serde_json::Error,
     },
 
     /// Training was stopped by Ctrl-C or SIGTERM (see `train::interrupt`); the state
@@ -124,15 +128,21 @@ fn interrupted(epoch: usize) -> String {
     }
 }
 
+impl From<tch::TchError> for Error {
+    fn from(err: tch::TchError) -> Self {
+        Error::Torch(err)
+    }
+}
+
 /// `Result` with convkit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// An [`Error::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, reason: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            reason,
         }
     }
 
@@ -150,5 +160,35 @@ impl Error {
             path: path.into(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// Each reason appears once: in the message, not again as a cause below it.
+    #[test]
+    fn a_message_names_its_reason_once() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let errors = [
+            Error::io("/runs/a/run.json", missing),
+            Error::Json {
+                path: "/runs/a/metrics.json".into(),
+                reason: json,
+            },
+            Error::from(tch::TchError::Torch("bad shape".into())),
+        ];
+        for (err, reason) in errors
+            .into_iter()
+            .zip(["No such file", "expected value", "bad shape"])
+        {
+            assert!(err.source().is_none(), "{err}");
+            assert_eq!(err.to_string().matches(reason).count(), 1, "{err}");
+        }
+        let text = Error::io("/x", std::io::Error::other("disk full")).to_string();
+        assert_eq!(text, "/x: disk full");
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut json = serde_json::to_vec_pretty(value).map_err(|e| Error::Json {
         path: path.to_owned(),
-        source: e,
+        reason: e,
     })?;
     json.push(b'\n');
     write_atomic(path, &json)
@@ -24,6 +24,6 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Json {
         path: path.to_owned(),
-        source: e,
+        reason: e,
     })
 }

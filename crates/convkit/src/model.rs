@@ -388,7 +388,7 @@ impl Model {
         };
         let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Json {
             path: weights.into(),
-            source: e,
+            reason: e,
         })?;
         // The description first: a stop between the two writes leaves no weights file
         // without its description (the first save), or a description that still fits.
@@ -403,7 +403,7 @@ impl Model {
         let text = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
         let file: ModelFile = serde_json::from_str(&text).map_err(|e| Error::Json {
             path: json_path.clone(),
-            source: e,
+            reason: e,
         })?;
         if file.format != MODEL_FORMAT {
             return Err(Error::invalid_data(

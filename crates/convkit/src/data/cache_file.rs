@@ -269,7 +269,7 @@ fn write_pixels_and_header(
     bar.finish_and_clear();
     let json = serde_json::to_vec(&header).map_err(|e| Error::Json {
         path: tmp.to_owned(),
-        source: e,
+        reason: e,
     })?;
     out.write_all(&json).map_err(io)?;
     let mut preamble = Vec::with_capacity(32);
@@ -289,7 +289,7 @@ fn write_pixels_and_header(
 fn reason_of(error: Error) -> String {
     match error {
         Error::InvalidData { message, .. } => message,
-        Error::Io { source, .. } => source.to_string(),
+        Error::Io { reason, .. } => reason.to_string(),
         other => other.to_string(),
     }
 }

@@ -521,7 +521,7 @@ mod tests {
         assert!(!has_mnist_files(dir.path()));
         let err = load_mnist_dir(dir.path()).unwrap_err();
         assert!(
-            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+            matches!(&err, Error::Io { reason, .. } if reason.kind() == std::io::ErrorKind::NotFound)
         );
         let msg = err.to_string();
         assert!(

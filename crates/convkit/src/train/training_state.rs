@@ -277,7 +277,7 @@ impl StateDir {
         let path = dir.join("state.json");
         let mut json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Json {
             path: path.clone(),
-            source: e,
+            reason: e,
         })?;
         json.push(b'\n');
         write_atomic(&path, &json)?;

@@ -102,9 +102,9 @@ impl RunReport {
     /// Reads `metrics.json`: this version's, or one an earlier convkit wrote.
     pub fn read(path: &Path) -> Result<RunReport> {
         let value: serde_json::Value = read_json(path)?;
-        let json_error = |source| crate::error::Error::Json {
+        let json_error = |reason| crate::error::Error::Json {
             path: path.to_owned(),
-            source,
+            reason,
         };
         if value.get("test_accuracy").is_some() {
             let old: LegacyMnistReport = serde_json::from_value(value).map_err(json_error)?;

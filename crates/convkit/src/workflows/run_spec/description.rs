@@ -235,7 +235,7 @@ impl RunSpec {
             (Some(RUN_FORMAT), Some(v)) if v == u64::from(RUN_VERSION) => {
                 serde_json::from_value(value).map_err(|e| Error::Json {
                     path: path.to_owned(),
-                    source: e,
+                    reason: e,
                 })
             }
             (Some(RUN_FORMAT), Some(v)) => Err(Error::invalid_data(

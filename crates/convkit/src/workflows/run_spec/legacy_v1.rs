@@ -153,7 +153,7 @@ fn one() -> usize {
 pub fn convert(value: Value, path: &Path) -> Result<RunSpec> {
     let json_error = |e| Error::Json {
         path: path.to_owned(),
-        source: e,
+        reason: e,
     };
     match value.get("job").and_then(Value::as_str) {
         Some("mnist") => Ok(mnist(serde_json::from_value(value).map_err(json_error)?)),
