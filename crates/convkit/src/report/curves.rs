@@ -221,6 +221,7 @@ mod tests {
                 learning_rate: 1e-3,
                 seconds: 1.0,
                 images_per_second: 10.0,
+                train_image_size: None,
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
@@ -245,6 +246,7 @@ mod tests {
                     learning_rate: rate(e),
                     seconds: 1.0,
                     images_per_second: 10.0,
+                    train_image_size: None,
                 })
                 .collect(),
         };

@@ -344,6 +344,7 @@ fn fit_with(
             learning_rate,
             seconds,
             images_per_second: train.len() as f64 / seconds,
+            train_image_size: config.progressive_resizing.map(|_| side),
         });
         for callback in callbacks.iter_mut() {
             callback.on_epoch_end(model, &history, &mut control)?;
@@ -662,10 +663,14 @@ mod tests {
         let history = train_resized(&mut resumed, dir.path(), Some(resizing), None).unwrap();
         assert_eq!(without_timings(&history), without_timings(&expected));
         assert_eq!(weights(&resumed), weights(&whole));
+        let recorded: Vec<Option<i64>> =
+            history.epochs.iter().map(|r| r.train_image_size).collect();
+        assert_eq!(recorded, sizes.iter().map(|&s| Some(s)).collect::<Vec<_>>());
 
         let plain_dir = tempfile::tempdir().unwrap();
         let plain = train_resized(&mut pooled_model(), plain_dir.path(), None, None).unwrap();
         assert_ne!(plain.epochs[0].loss, expected.epochs[0].loss);
+        assert_eq!(plain.epochs[0].train_image_size, None);
     }
 
     #[test]

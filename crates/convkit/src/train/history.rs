@@ -27,6 +27,11 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training images per second.
     pub images_per_second: f64,
+    /// The side the training images were shrunk to in this epoch, in a run with
+    /// progressive resizing ([`crate::train::ProgressiveResizing`]); empty otherwise (and
+    /// in histories written before convkit recorded it).
+    #[serde(default)]
+    pub train_image_size: Option<i64>,
 }
 
 impl EpochRecord {
@@ -109,6 +114,7 @@ impl History {
                     "learning_rate",
                     "seconds",
                     "images_per_second",
+                    "train_image_size",
                 ])
                 .map_err(invalid)?;
         }
@@ -152,6 +158,7 @@ mod tests {
             learning_rate: 1e-3,
             seconds: 2.0,
             images_per_second: 100.0,
+            train_image_size: None,
         }
     }
 
@@ -169,6 +176,37 @@ mod tests {
         let path = dir.path().join("history.csv");
         history.write_csv(&path).unwrap();
         assert_eq!(History::read_csv(&path).unwrap(), history);
+    }
+
+    /// A run with progressive resizing records each epoch's training size; a history
+    /// written before that column existed still reads, without it.
+    #[test]
+    fn the_training_image_size_is_a_column_and_may_be_missing() {
+        let mut resized = record(1, Some(0.4));
+        resized.train_image_size = Some(96);
+        let history = History {
+            epochs: vec![resized, record(2, Some(0.3))],
+        };
+        let csv = history.to_csv().unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(
+            lines[0].ends_with(",images_per_second,train_image_size"),
+            "{csv}"
+        );
+        assert!(
+            lines[1].ends_with(",96") && lines[2].ends_with(','),
+            "{csv}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.csv");
+        history.write_csv(&path).unwrap();
+        assert_eq!(History::read_csv(&path).unwrap(), history);
+        let older = "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds,\
+                     images_per_second\n1,0.5,0.8,0.4,0.75,0.001,2.0,100.0\n";
+        std::fs::write(&path, older).unwrap();
+        let read = History::read_csv(&path).unwrap();
+        assert_eq!(read.epochs[0].train_image_size, None);
+        assert_eq!(read.epochs[0].val_loss, Some(0.4));
     }
 
     #[test]

@@ -71,6 +71,7 @@ pub(crate) mod test_support {
                 learning_rate: 1e-3,
                 seconds: 1.0,
                 images_per_second: 1.0,
+                train_image_size: None,
             })
             .collect();
         History { epochs }
