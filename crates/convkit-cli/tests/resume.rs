@@ -156,8 +156,8 @@ impl Torture<'_> {
     }
 }
 
-/// `history.csv` without its two timing columns (seconds, images per second), which no two
-/// runs share.
+/// `history.csv` up to its learning-rate column: without the timings (seconds, images per
+/// second), which no two runs share, and the columns after them.
 fn history_without_timings(run: &Path) -> String {
     std::fs::read_to_string(run.join("history.csv"))
         .unwrap()
