@@ -11,7 +11,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 ///
 /// convkit runs the computer-vision chapter of "Deep Learning with Python" on libtorch.
 /// Datasets are found through --data, else the $CONVKIT_DATA folder (e.g. $CONVKIT_DATA/mnist),
-/// else ./data, else the user's cache folder (MNIST is downloaded there when missing).
+/// else ./data, else the user's cache folder (MNIST is downloaded there when missing). A
+/// relative --data DIR that is not a folder here is looked for in $CONVKIT_DATA.
 #[derive(Debug, Parser)]
 #[command(name = "convkit", version, about, long_about, propagate_version = true)]
 struct Cli {

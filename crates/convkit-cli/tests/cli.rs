@@ -939,3 +939,56 @@ fn a_recipe_sets_the_fit_and_flags_override_it() {
         "{help}"
     );
 }
+
+/// `--data NAME` that is not a folder here is found in `$CONVKIT_DATA`, by `train` and by
+/// `evaluate`, and the run records the folder it read; without `CONVKIT_DATA` the error
+/// names the folder as given.
+#[test]
+fn a_data_name_is_found_in_the_data_folder() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("shared");
+    cats_slice(&shared_data, &root.join("slice"), 20, 10);
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let out = dir.path().join("run");
+    let train = |data_root: Option<&Path>| {
+        let mut command = convkit();
+        command.current_dir(&elsewhere).env_remove("CONVKIT_DATA");
+        if let Some(data_root) = data_root {
+            command.env("CONVKIT_DATA", data_root);
+        }
+        command
+            .args([
+                "train",
+                "--data",
+                "slice",
+                "--image-size",
+                "80",
+                "--epochs",
+                "1",
+            ])
+            .args(["--quiet", "--json", "--device", "cpu", "--out"])
+            .arg(&out);
+        command
+    };
+    let err = run_err(&mut train(None));
+    assert!(err.contains("slice"), "{err}");
+    let metrics = json(&run_ok(&mut train(Some(&root))));
+    assert_eq!(metrics["train_count"], 40, "{metrics}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        run["data"]["source"]["dir"],
+        root.join("slice").to_str().unwrap(),
+        "{run}"
+    );
+    let evaluated = json(&run_ok(
+        convkit()
+            .current_dir(&elsewhere)
+            .env("CONVKIT_DATA", &root)
+            .args(["evaluate", "--json", "--data", "slice/validation"])
+            .arg(&out),
+    ));
+    assert_eq!(evaluated["count"], 20, "{evaluated}");
+}

@@ -50,7 +50,8 @@ pub struct EvaluateArgs {
     run_dir: Option<PathBuf>,
 
     /// Data to evaluate on: for MNIST runs the folder of the four files; for image runs a
-    /// folder of class sub-folders (or a data folder whose test/ is used).
+    /// folder of class sub-folders (or a data folder whose test/ is used). A relative DIR
+    /// that is not a folder here is looked for in $CONVKIT_DATA.
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 
@@ -121,8 +122,9 @@ pub fn run(args: EvaluateArgs, device: &str, precision: Option<Precision>) -> an
     let device = parse_device(device)?;
     let (run_dir, report) = run_and_report(args.run_dir, args.report)?;
     let tta = tta_of(args.tta);
+    let data = args.data.as_deref().map(convkit::data::locate_data_folder);
     let Some(out) = report else {
-        let eval = evaluate_run(&run_dir, args.data.as_deref(), device, precision, tta)?;
+        let eval = evaluate_run(&run_dir, data.as_deref(), device, precision, tta)?;
         if args.json {
             println!("{}", serde_json::to_string(&eval)?);
         } else {
@@ -138,7 +140,7 @@ pub fn run(args: EvaluateArgs, device: &str, precision: Option<Precision>) -> an
     };
     let report = report_run(
         &run_dir,
-        args.data.as_deref(),
+        data.as_deref(),
         out.as_deref(),
         device,
         precision,

@@ -63,7 +63,8 @@ use super::TrainingCommand;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct TrainArgs {
-    /// Folder of class sub-folders, or of train/ validation/ test/ folders.
+    /// Folder of class sub-folders, or of train/ validation/ test/ folders. A relative DIR
+    /// that is not a folder here is looked for in $CONVKIT_DATA (--data cats_vs_dogs).
     #[arg(long, value_name = "DIR", required_unless_present = "resume")]
     data: Option<PathBuf>,
 
@@ -272,7 +273,7 @@ pub(super) fn describe(
     precision: Option<Precision>,
 ) -> anyhow::Result<RunSpec> {
     let data = match (&args.data, saved.map(|s| &s.data.source)) {
-        (Some(data), _) => data.clone(),
+        (Some(data), _) => convkit::data::locate_data_folder(data),
         (None, Some(DataSource::ImageFolder { dir })) => dir.clone(),
         _ => anyhow::bail!("--data DIR is needed to start a run"),
     };

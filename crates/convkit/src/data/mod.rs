@@ -7,6 +7,7 @@
 //! - [`dataset`]: labelled images in memory as tensors; [`batches`]: iterating them.
 //! - [`subset`]: a view of some samples of any dataset.
 //! - [`sharding`]: which samples each process of a data-parallel run reads.
+//! - [`data_folder`]: where a data folder named on the command line is found.
 //! - [`image_folder`]: folders of class sub-folders of JPEG/PNG/... images, decoded in parallel.
 //! - [`disk_dataset`]: the same images decoded once into a memory-mapped file on disk, for
 //!   splits larger than memory: [`cache_file`] (its layout), [`cache_key`] (what it was built
@@ -16,6 +17,7 @@ pub mod batches;
 pub mod cache_file;
 pub mod cache_key;
 pub mod cache_lock;
+pub mod data_folder;
 pub mod dataset;
 pub mod disk_dataset;
 pub mod download;
@@ -29,6 +31,7 @@ pub mod sharding;
 pub mod subset;
 
 pub use batches::{shuffled_order, Batch, Batches};
+pub use data_folder::locate_data_folder;
 pub use dataset::Dataset;
 pub use disk_dataset::DiskDataset;
 pub use image_dataset::ImageDataset;
