@@ -29,18 +29,19 @@ mod tests {
 
     #[test]
     fn a_name_is_looked_for_here_then_in_the_data_folder() {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join("cats_vs_dogs/train")).unwrap();
-        let root = Some(root.path());
+        let temp = tempfile::tempdir().unwrap();
+        let data = temp.path();
+        std::fs::create_dir_all(data.join("cats_vs_dogs/train")).unwrap();
+        let root = Some(data);
         let here = Path::new("src");
         assert_eq!(locate_in(here, root), here);
-        let absolute = root.unwrap().join("nowhere");
+        let absolute = data.join("nowhere");
         assert_eq!(locate_in(&absolute, root), absolute);
         let name = Path::new("cats_vs_dogs");
-        assert_eq!(locate_in(name, root), root.unwrap().join("cats_vs_dogs"));
+        assert_eq!(locate_in(name, root), data.join("cats_vs_dogs"));
         assert_eq!(locate_in(name, None), name);
         let split = Path::new("cats_vs_dogs/train");
-        assert_eq!(locate_in(split, root), root.unwrap().join(split));
+        assert_eq!(locate_in(split, root), data.join(split));
         assert_eq!(locate_in(Path::new("missing"), root), Path::new("missing"));
     }
 }
