@@ -88,10 +88,19 @@ fn check_after_kill(run: &Path, checkpoint: &str, evaluate: &dyn Fn(&Path) -> Co
         }
     }
     if let Ok(history) = std::fs::read_to_string(run.join("history.csv")) {
+        let columns = history
+            .lines()
+            .next()
+            .map_or(0, |header| header.split(',').count());
+        assert_eq!(columns, 9, "a half-written header:\n{history}");
         for (i, line) in history.lines().skip(1).enumerate() {
             let epoch: usize = line.split(',').next().unwrap().parse().unwrap();
             assert_eq!(epoch, i + 1, "history.csv is not whole:\n{history}");
-            assert_eq!(line.split(',').count(), 8, "a half-written row:\n{history}");
+            assert_eq!(
+                line.split(',').count(),
+                columns,
+                "a half-written row:\n{history}"
+            );
         }
     }
     if run.join(checkpoint).is_file() {

@@ -27,9 +27,10 @@ pub(crate) fn register_fonts() {
 type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor, bool);
 
 /// Draws loss (left) and accuracy (right) per epoch, training as dots and validation as a
-/// line, and, when the learning rate changed during the run (a schedule, or a reduction on
-/// plateau), the rate each epoch started with (third panel); writes the PNG to `path`
-/// atomically.
+/// line; when the learning rate changed during the run (a schedule, or a reduction on
+/// plateau), the rate each epoch started with (a third panel); when the training images
+/// changed size (progressive resizing), their side in each epoch (a panel after it).
+/// Writes the PNG to `path` atomically.
 pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Result<()> {
     register_fonts();
     let plot_error = |e: &dyn std::fmt::Display| Error::plot(path, e);
@@ -60,10 +61,27 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
             false,
         ),
     ];
+    let changes = |values: &[(f64, f64)]| values.windows(2).any(|w| w[0].1 != w[1].1);
+    // The panels after loss and accuracy: caption, series, legend corner, axis from zero.
+    let mut extra: Vec<(&str, Series, SeriesLabelPosition, bool)> = Vec::new();
     let rates = column(&|r| Some(r.learning_rate));
-    let rate_changes = rates.windows(2).any(|w| w[0].1 != w[1].1);
-    let green = RGBColor(44, 160, 44);
-    let width = if rate_changes { 1800 } else { 1200 };
+    if changes(&rates) {
+        let green = RGBColor(44, 160, 44);
+        let series = ("Learning rate (epoch start)", rates, green, false);
+        extra.push((
+            "Learning rate",
+            series,
+            SeriesLabelPosition::UpperRight,
+            true,
+        ));
+    }
+    let sizes = column(&|r| r.train_image_size.map(|side| side as f64));
+    if changes(&sizes) {
+        let purple = RGBColor(148, 103, 189);
+        let series = ("Training image side (pixels)", sizes, purple, false);
+        extra.push(("Image size", series, SeriesLabelPosition::LowerRight, false));
+    }
+    let width = 1200 + 600 * extra.len() as u32;
     write_atomic_with(path, |tmp| {
         // The temporary path keeps the .png extension, which the encoder needs.
         let root = BitMapBackend::new(tmp, (width, 480)).into_drawing_area();
@@ -72,7 +90,7 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
             .titled(title, ("sans-serif", 22).into_font())
             .map_err(|e| plot_error(&e))?;
         let (left, rest) = root.split_horizontally(600);
-        let (middle, right) = rest.split_horizontally(600);
+        let (middle, mut rest) = rest.split_horizontally(600);
         let epochs = history.epochs.len();
         draw_panel(
             &left,
@@ -92,17 +110,18 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
             false,
         )
         .map_err(|e| plot_error(&e))?;
-        if rate_changes {
-            let series = [("Learning rate (epoch start)", rates.clone(), green, false)];
+        for (caption, series, legend, from_zero) in &extra {
+            let (area, next) = rest.split_horizontally(600);
             draw_panel(
-                &right,
-                "Learning rate",
-                &series,
+                &area,
+                caption,
+                std::slice::from_ref(series),
                 epochs,
-                SeriesLabelPosition::UpperRight,
-                true,
+                legend.clone(),
+                *from_zero,
             )
             .map_err(|e| plot_error(&e))?;
+            rest = next;
         }
         root.present().map_err(|e| plot_error(&e))
     })
@@ -151,6 +170,8 @@ fn draw_panel<DB: DrawingBackend>(
         .y_label_formatter(&|y| {
             if hi < 0.01 && *y != 0.0 {
                 format!("{y:.1e}")
+            } else if hi >= 10.0 {
+                format!("{y:.0}")
             } else {
                 format!("{y:.3}")
             }
@@ -259,6 +280,14 @@ mod tests {
         };
         assert_eq!(width(&history(&|_| 1e-3)), 1200);
         assert_eq!(width(&history(&|e| 1e-3 / e as f64)), 1800);
+        // Progressive resizing adds a panel of the training image side.
+        let mut resized = history(&|e| 1e-3 / e as f64);
+        for (record, side) in resized.epochs.iter_mut().zip([64, 64, 96, 128, 128, 128]) {
+            record.train_image_size = Some(side);
+        }
+        assert_eq!(width(&resized), 2400);
+        let path = dir.path().join("resized.png");
+        plot_training_curves(&resized, "resized", &path).unwrap();
     }
 
     #[test]
