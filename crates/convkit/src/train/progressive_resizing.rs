@@ -7,11 +7,11 @@ use crate::error::{Error, Result};
 
 /// Progressive resizing, as fastai's DAWNBench runs and EfficientNet-V2's progressive
 /// learning use it: the training images of epoch 1 are shrunk to `start_size` pixels
-/// high (the width in proportion), the size grows linearly over the first `ramp` of the epochs, and the rest of
-/// the run trains at full size. Small images make the early epochs cheaper (a convolution's
-/// cost grows with the square of the side) while the model learns the coarse features;
-/// the full-size epochs at the end adapt it, and its batch-norm statistics, to the size it
-/// is validated and used at. Validation is always at full size.
+/// high (the width in proportion), the size grows linearly over the first `ramp` of the
+/// epochs, and the rest of the run trains at full size. Small images make the early epochs
+/// cheaper (a convolution's cost grows with the square of the side) while the model learns
+/// the coarse features; the full-size epochs at the end adapt it, and its batch-norm
+/// statistics, to the size it is validated and used at. Validation is always at full size.
 ///
 /// Sizes are rounded down to a multiple of 8 and never fall below `start_size`. The size of
 /// an epoch depends on the epoch alone, so a resumed run trains at the sizes an
