@@ -11,11 +11,11 @@ use crate::workflows::transfer::TransferMode;
 ///
 /// [`Recipe::Book`] keeps the preset's epochs and optimizer (the chapter's), takes away
 /// any schedule, smoothing, average, mixup and progressive resizing, and keeps the epoch
-/// with the lowest validation loss (the chapter's `ModelCheckpoint`); [`Recipe::Fast`] sets the values
-/// measured in BENCHMARKS.md for each of the chapter's rows and keeps the last epoch: its
-/// one-cycle schedule ends at a rate near 0, where the model has settled, while the
-/// validation loss of a label-smoothed model is a poor guide to its accuracy. MNIST keeps
-/// its last epoch under both, and feature extraction its lowest validation loss.
+/// with the lowest validation loss (the chapter's `ModelCheckpoint`); [`Recipe::Fast`] sets
+/// the values measured in BENCHMARKS.md for each of the chapter's rows and keeps the last
+/// epoch: its one-cycle schedule ends at a rate near 0, where the model has settled, while
+/// the validation loss of a label-smoothed model is a poor guide to its accuracy. MNIST
+/// keeps its last epoch under both, and feature extraction its lowest validation loss.
 pub fn apply_recipe(spec: &mut RunSpec, recipe: Recipe) {
     spec.recipe = recipe;
     // MNIST keeps its last epoch either way (the chapter's), and feature extraction its
