@@ -19,6 +19,6 @@ done
 "$python" "$reference" d --data "$data/train" --seconds 10 2>/dev/null >> "$results"
 if (( ${EPOCHS:-30} > 0 )); then
   /usr/bin/time -a -o "$results" -f '{"engine": "convkit", "wall_s": %e, "peak_rss_kb": %M}' \
-    ./target/release/convkit train --data "$data" --epochs "${EPOCHS:-30}" --seed 1 --quiet --json \
+    ./target/release/convkit --precision fp32 train --data "$data" --epochs "${EPOCHS:-30}" --seed 1 --quiet --json \
     --out "runs/bench-cats-scratch-${EPOCHS:-30}" >> "$results"
 fi

@@ -61,8 +61,8 @@ convkit_run() {
     b) args=(train --data "$cats" --epochs 1 --quiet --json --out "$dir") ;;
   esac
   case $config in
-    1x2) launch=("$convkit" --threads 2 --device cpu) ;;
-    2x1) launch=("$torchrun" --standalone --nproc-per-node=2 --no-python "$convkit" --threads 1 --device cpu) ;;
+    1x2) launch=("$convkit" --threads 2 --device cpu --precision fp32) ;;
+    2x1) launch=("$torchrun" --standalone --nproc-per-node=2 --no-python "$convkit" --threads 1 --device cpu --precision fp32) ;;
   esac
   # CONVKIT_DIST_PROFILE=1: rank 0 prints the gradient allreduce's share of each epoch.
   CONVKIT_DIST_PROFILE=1 "${launch[@]}" "${args[@]}" > "$dir.out" 2> "$dir.err"

@@ -15,7 +15,7 @@ for round in 1 2; do
 done
 for seed in 1 2 3; do
   /usr/bin/time -a -o "$results" -f "{\"seed\": $seed, \"engine\": \"convkit\", \"wall_s\": %e, \"peak_rss_kb\": %M}" \
-    ./target/release/convkit mnist --quiet --json --seed "$seed" --out "runs/bench-mnist-seed$seed" >> "$results"
+    ./target/release/convkit --precision fp32 mnist --quiet --json --seed "$seed" --out "runs/bench-mnist-seed$seed" >> "$results"
 done
 /usr/bin/time -a -o "$results" -f '{"engine": "pytorch", "wall_s": %e, "peak_rss_kb": %M}' \
   "$python" "$reference" mnist --data "$CONVKIT_DATA/mnist" 2>/dev/null >> "$results"

@@ -16,7 +16,7 @@ trap 'rm -rf "$tmp"' EXIT
 for round in $(seq 1 "${ROUNDS:-1}"); do
   for storage in memory disk; do
     # The first disk run builds the cache (outside the timed training loop).
-    "$convkit" --threads 2 --device cpu train --data "$cats" --epochs 1 --quiet --json \
+    "$convkit" --threads 2 --device cpu --precision fp32 train --data "$cats" --epochs 1 --quiet --json \
       --storage "$storage" --decoded-cache "$tmp/decoded" --out "$tmp/$storage-$round" \
       | "$python" -c 'import json,sys; o=json.loads(sys.stdin.read().splitlines()[-1]); print(json.dumps({"engine": "convkit", "bench": "storage", "storage": sys.argv[1], "images_per_second": o["images_per_second"], "peak_memory_mib": o["peak_memory_mib"], "load_seconds": o["load_seconds"]}))' "$storage" \
       | tee -a "$results"

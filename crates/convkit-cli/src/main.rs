@@ -34,8 +34,9 @@ struct Cli {
     /// Numeric precision: fp32; bf16 (mixed precision, as torch.autocast: fp32 weights and
     /// optimizer, bf16 convolutions and matrix products, fp32 loss and metrics); or auto
     /// (bf16 where the hardware has bf16 matrix units: CPUs with AMX or AVX512-BF16, CUDA
-    /// GPUs of compute capability 8.0+; fp32 elsewhere). Default: fp32 for mnist and train,
-    /// the run's own precision for finetune, evaluate and predict.
+    /// GPUs of compute capability 8.0+; fp32 elsewhere). Default: auto for a new run (mnist,
+    /// train, lr-find, chapter8) and for predict --backbone; the run's own precision for
+    /// finetune, evaluate, predict and a resumed run.
     #[arg(long, global = true, value_name = "fp32|bf16|auto")]
     precision: Option<convkit::runtime::Precision>,
 

@@ -205,7 +205,9 @@ fn predict_prints_the_top_classes() {
 }
 
 /// Trains on a slice of real MNIST (1 epoch, 6,000 images), checks that it learned, that
-/// the run folder is complete, and that `evaluate` reloads the same model and numbers.
+/// the run folder is complete, that it computed in `auto` precision (no `--precision`
+/// given: bf16 where this CPU has bf16 units), and that `evaluate` reloads the same model
+/// and numbers.
 #[test]
 fn mnist_learns_and_evaluate_reproduces_the_test_score() {
     let shared_data = require!(data_root());
@@ -256,6 +258,13 @@ fn mnist_learns_and_evaluate_reproduces_the_test_score() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(saved["test"]["accuracy"], metrics["test"]["accuracy"]);
+    let native = convkit::runtime::cpu_features().native_bf16();
+    let resolved = if native { "bf16" } else { "fp32" };
+    assert_eq!(metrics["precision"], resolved, "{metrics}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["fit"]["precision"], "auto", "{run}");
+    assert_eq!(run["recorded"]["precision"], resolved, "{run}");
 
     let evaluated = json(&run_ok(
         convkit()

@@ -42,7 +42,7 @@ use convkit::workflows::{run_chapter8, Chapter8Job};
 /// accuracy for cats vs dogs, and says so. VGG16's weights come from $CONVKIT_MODELS or
 /// the cache, as for `convkit train --base vgg16`.
 ///
-/// How long (BENCHMARKS.md): on a 2-core Intel Xeon with AMX, in bf16 (--precision bf16),
+/// How long (BENCHMARKS.md): on a 2-core Intel Xeon with AMX, in bf16 (the default there),
 /// the book's recipe took 4 h 14 min (1 thread, partly loaded; augmentation 1 h 45 min,
 /// VGG16 frozen and fine-tuning 2 h) and --recipe fast 27 min with 2 threads. In fp32, or
 /// on a CPU without bf16 units, it takes several times longer: the book's recipe took

@@ -129,7 +129,9 @@ pub fn run(
         spec.data.validation_split = args.validation_split;
         spec.fit.batch_size = args.batch_size;
         spec.fit.seed = args.seed;
-        spec.fit.precision = Some(precision.unwrap_or_default());
+        if precision.is_some() {
+            spec.fit.precision = precision;
+        }
         args.fit.apply(&mut spec)?;
         Ok(spec)
     };

@@ -91,7 +91,7 @@ pub fn run(args: PredictArgs, device: &str, precision: Option<Precision>) -> any
             &args.inputs,
             args.top,
             device,
-            precision.unwrap_or_default(),
+            precision.unwrap_or(Precision::Auto),
         )?;
         let out = StdoutLines::new(true);
         for prediction in predictions {

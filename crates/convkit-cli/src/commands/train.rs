@@ -323,7 +323,9 @@ pub(super) fn describe(
     spec.model.dropout = args.dropout;
     spec.fit.batch_size = args.batch_size;
     spec.fit.seed = args.seed;
-    spec.fit.precision = Some(precision.unwrap_or_default());
+    if precision.is_some() {
+        spec.fit.precision = precision;
+    }
     args.fit.apply(&mut spec)?;
     spec.evaluation.tta = super::evaluate::tta_of(args.tta);
     spec.callbacks.extend(args.early_stopping.map(|patience| {

@@ -166,8 +166,8 @@ pub struct RecipeOptions<'a> {
     pub mnist_dir: Option<PathBuf>,
     /// The cats-vs-dogs folder.
     pub cats: &'a Path,
-    /// The precision to train in; `None`: fp32 for new runs, the source run's own for
-    /// fine-tuning (as the commands do).
+    /// The precision to train in; `None`: `auto` for new runs (bf16 where the hardware has
+    /// bf16 units), the source run's own for fine-tuning (as the commands do).
     pub precision: Option<Precision>,
     /// How every workflow is fitted: the book's settings, or convkit's fast ones.
     pub recipe: Recipe,
@@ -177,7 +177,7 @@ pub struct RecipeOptions<'a> {
 pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
     let out = options.out_dir;
     let q = options.quick;
-    let precision = options.precision.unwrap_or_default();
+    let precision = options.precision.unwrap_or(Precision::Auto);
     let mut mnist = presets::mnist(out.join("mnist"));
     if let crate::workflows::run_spec::DataSource::Mnist { dir, limit } = &mut mnist.data.source {
         *dir = options.mnist_dir.clone();

@@ -42,8 +42,8 @@ pub struct Chapter8Job {
     /// `convkit mnist` finds it, cats vs dogs at `$CONVKIT_DATA/cats_vs_dogs`, else
     /// `./data/cats_vs_dogs`.
     pub data_dir: Option<PathBuf>,
-    /// The precision to train in; `None`: fp32 for new runs, the source run's own for
-    /// fine-tuning (as the commands do).
+    /// The precision to train in; `None`: `auto` for new runs (bf16 where the hardware has
+    /// bf16 units), the source run's own for fine-tuning (as the commands do).
     pub precision: Option<Precision>,
     /// Progress bars and per-epoch lines of each workflow on stderr.
     pub progress: bool,

@@ -11,8 +11,9 @@ use crate::workflows::run_spec::{
 
 /// The MNIST convnet as the chapter trains it, writing to `out_dir`: MNIST found as
 /// [`crate::data::mnist::locate_or_download_mnist`] finds it, the last 10% of the training
-/// images held out, 5 epochs of batches of 64, RMSprop with Keras' defaults, seed 42, fp32;
-/// the model of the last epoch is kept and measured on the 10,000 test images.
+/// images held out, 5 epochs of batches of 64, RMSprop with Keras' defaults, seed 42, bf16
+/// where the hardware has bf16 units and fp32 elsewhere ([`Precision::Auto`]); the model
+/// of the last epoch is kept and measured on the 10,000 test images.
 pub fn mnist(out_dir: PathBuf) -> RunSpec {
     RunSpec::new(
         RunKind::Mnist,
@@ -25,7 +26,7 @@ pub fn mnist(out_dir: PathBuf) -> RunSpec {
             batch_size: 64,
             optimizer: Optimizer::rmsprop(),
             seed: 42,
-            precision: Some(Precision::Fp32),
+            precision: Some(Precision::Auto),
             ..FitConfig::default()
         },
         OutputSpec {

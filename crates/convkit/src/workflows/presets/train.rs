@@ -10,9 +10,10 @@ use crate::workflows::run_spec::{
 };
 
 /// The chapter's section-2 run on `data_dir`, writing to `out_dir`: the small convnet on
-/// 180x180 images, 30 epochs of batches of 32, RMSprop with Keras' defaults, seed 42, fp32,
-/// 20% held out (seeded) when the data has no `validation/` folder; the epoch with the
-/// lowest validation loss is kept. Change the model source for transfer learning
+/// 180x180 images, 30 epochs of batches of 32, RMSprop with Keras' defaults, seed 42, bf16
+/// where the hardware has bf16 units and fp32 elsewhere ([`Precision::Auto`]), 20% held
+/// out (seeded) when the data has no `validation/` folder; the epoch with the lowest
+/// validation loss is kept. Change the model source for transfer learning
 /// (section 4), and add augmentation and dropout for section 3.
 pub fn train(data_dir: PathBuf, out_dir: PathBuf) -> RunSpec {
     RunSpec::new(
@@ -26,7 +27,7 @@ pub fn train(data_dir: PathBuf, out_dir: PathBuf) -> RunSpec {
             batch_size: 32,
             optimizer: Optimizer::rmsprop(),
             seed: 42,
-            precision: Some(Precision::Fp32),
+            precision: Some(Precision::Auto),
             ..FitConfig::default()
         },
         OutputSpec {
