@@ -114,6 +114,30 @@ fn warn_if_emulated(precision: Precision, device: Device) {
     }
 }
 
+/// What the start line says in parentheses after the precision: the threads, and, where
+/// the run asked for `auto`, why it computes in what it does (`1 thread; auto: no bf16
+/// units on this device`).
+fn compute_text(asked: Precision, device: Device, threads: usize) -> String {
+    let threads = threads_text(threads);
+    if asked != Precision::Auto {
+        return threads;
+    }
+    let units = if bf16_is_native(device) {
+        "bf16 units"
+    } else {
+        "no bf16 units"
+    };
+    format!("{threads}; auto: {units} on this {}", device_kind(device))
+}
+
+/// `CPU` or `GPU`, for messages.
+fn device_kind(device: Device) -> &'static str {
+    match device {
+        Device::Cpu => "CPU",
+        _ => "GPU",
+    }
+}
+
 /// `1 thread`, `2 threads`.
 fn threads_text(threads: usize) -> String {
     if threads == 1 {
@@ -401,7 +425,7 @@ fn print_start(spec: &RunSpec, data: &LoadedData, model: &Model, device: Device,
         model.trainable_param_count(),
         device_name(device),
         model.precision(),
-        threads_text(threads),
+        compute_text(spec.precision(), device, threads),
     );
     if let Some(resizing) = spec.fit.progressive_resizing {
         let (epochs, full) = (spec.fit.epochs, train.image_shape()[1]);
@@ -416,6 +440,27 @@ fn print_start(spec: &RunSpec, data: &LoadedData, model: &Model, device: Device,
             "Progressive resizing: training images {} pixels high in epoch 1, {growth}; \
              validation at {full}",
             resizing.size_at(1, epochs, full)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::cpu_features;
+
+    #[test]
+    fn the_start_line_says_why_auto_chose_its_precision() {
+        assert_eq!(compute_text(Precision::Fp32, Device::Cpu, 1), "1 thread");
+        assert_eq!(compute_text(Precision::Bf16, Device::Cpu, 2), "2 threads");
+        let units = if cpu_features().native_bf16() {
+            "bf16 units"
+        } else {
+            "no bf16 units"
+        };
+        assert_eq!(
+            compute_text(Precision::Auto, Device::Cpu, 2),
+            format!("2 threads; auto: {units} on this CPU")
         );
     }
 }
