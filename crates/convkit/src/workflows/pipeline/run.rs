@@ -116,7 +116,7 @@ fn warn_if_emulated(precision: Precision, device: Device) {
 
 /// What the start line says in parentheses after the precision: the threads, and, where
 /// the run asked for `auto`, why it computes in what it does (`1 thread; auto: no bf16
-/// units on this device`).
+/// units on this CPU`).
 fn compute_text(asked: Precision, device: Device, threads: usize) -> String {
     let threads = threads_text(threads);
     if asked != Precision::Auto {
