@@ -66,7 +66,9 @@ pub struct FitArgs {
 
     /// Mixup: train on blends of two images, lambda * a + (1 - lambda) * b, with the loss
     /// blended the same way, lambda drawn per batch from Beta(ALPHA, ALPHA) (0.2: light
-    /// blends, 1: any). A regularizer for small datasets that overfit. 0 turns it off.
+    /// blends, 1: any). A regularizer for small datasets that overfit. The training loss
+    /// and accuracy it reports are those of the blends, below what the model scores on
+    /// whole images. 0 turns it off.
     #[arg(long, value_name = "ALPHA")]
     pub mixup: Option<f64>,
 

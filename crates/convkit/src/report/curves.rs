@@ -32,6 +32,12 @@ type Series<'a> = (&'a str, Vec<(f64, f64)>, RGBColor, bool);
 /// changed size (progressive resizing), their side in each epoch (a panel after it).
 /// Writes the PNG to `path` atomically.
 pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Result<()> {
+    draw_curves(history, title, false, path)
+}
+
+/// [`plot_training_curves`], with the training series labelled as measured on mixup's
+/// blended images when `blended_training` is set.
+fn draw_curves(history: &History, title: &str, blended_training: bool, path: &Path) -> Result<()> {
     register_fonts();
     let plot_error = |e: &dyn std::fmt::Display| Error::plot(path, e);
     let column = |f: &dyn Fn(&crate::train::EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -43,17 +49,20 @@ pub fn plot_training_curves(history: &History, title: &str, path: &Path) -> Resu
     };
     let blue = RGBColor(31, 119, 180);
     let orange = RGBColor(255, 127, 14);
+    let (training_loss, training_accuracy) = if blended_training {
+        (
+            "Training loss (blended images)",
+            "Training accuracy (blended images)",
+        )
+    } else {
+        ("Training loss", "Training accuracy")
+    };
     let loss: Vec<Series> = vec![
-        ("Training loss", column(&|r| Some(r.loss)), blue, true),
+        (training_loss, column(&|r| Some(r.loss)), blue, true),
         ("Validation loss", column(&|r| r.val_loss), orange, false),
     ];
     let accuracy: Vec<Series> = vec![
-        (
-            "Training accuracy",
-            column(&|r| Some(r.accuracy)),
-            blue,
-            true,
-        ),
+        (training_accuracy, column(&|r| Some(r.accuracy)), blue, true),
         (
             "Validation accuracy",
             column(&|r| r.val_accuracy),
@@ -217,11 +226,14 @@ pub struct CurvesPlot {
     pub path: PathBuf,
     /// Title over the plots.
     pub title: String,
+    /// Whether training mixed image pairs (mixup): the training loss and accuracy are
+    /// then measured on the blends, and their legends say so.
+    pub blended_training: bool,
 }
 
 impl Callback for CurvesPlot {
     fn on_epoch_end(&mut self, _: &Model, history: &History, _: &mut TrainControl) -> Result<()> {
-        plot_training_curves(history, &self.title, &self.path)
+        draw_curves(history, &self.title, self.blended_training, &self.path)
     }
 }
 
@@ -288,6 +300,39 @@ mod tests {
         assert_eq!(width(&resized), 2400);
         let path = dir.path().join("resized.png");
         plot_training_curves(&resized, "resized", &path).unwrap();
+    }
+
+    /// Under mixup the training series are labelled as measured on blends, which changes
+    /// the pixels of the legend and nothing else.
+    #[test]
+    fn mixup_labels_the_training_series_as_blended() {
+        let history = History {
+            epochs: (1..=3)
+                .map(|e| EpochRecord {
+                    epoch: e,
+                    loss: 0.6,
+                    accuracy: 0.7,
+                    val_loss: Some(0.4),
+                    val_accuracy: Some(0.85),
+                    learning_rate: 1e-3,
+                    seconds: 1.0,
+                    images_per_second: 10.0,
+                    train_image_size: None,
+                })
+                .collect(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let draw = |blended: bool| {
+            let path = dir.path().join(format!("{blended}.png"));
+            draw_curves(&history, "mixup", blended, &path).unwrap();
+            std::fs::read(&path).unwrap()
+        };
+        assert_ne!(draw(true), draw(false));
+        assert_eq!(draw(false), {
+            let path = dir.path().join("public.png");
+            plot_training_curves(&history, "mixup", &path).unwrap();
+            std::fs::read(&path).unwrap()
+        });
     }
 
     #[test]

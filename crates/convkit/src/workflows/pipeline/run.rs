@@ -193,6 +193,7 @@ fn execute(
     let mut curves = CurvesPlot {
         path: run.curves(),
         title: curves_title(spec, &model),
+        blended_training: spec.fit.mixup.is_some(),
     };
     let mut tensorboard = TensorBoardLog::for_run(run.root());
     if spec.data.decoding.is_some() {
@@ -440,6 +441,13 @@ fn print_start(spec: &RunSpec, data: &LoadedData, model: &Model, device: Device,
             "Progressive resizing: training images {} pixels high in epoch 1, {growth}; \
              validation at {full}",
             resizing.size_at(1, epochs, full)
+        );
+    }
+    if let Some(mixup) = spec.fit.mixup {
+        eprintln!(
+            "Mixup (alpha {}): training loss and accuracy are measured on blended image \
+             pairs, not comparable with the validation figures",
+            mixup.alpha
         );
     }
 }
