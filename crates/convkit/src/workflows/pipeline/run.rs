@@ -159,6 +159,17 @@ fn execute(
     let data = load_data(spec, progress)?;
     let run = RunDir::create(&spec.output.dir)?;
     let threads = tch::get_num_threads().max(1) as usize;
+    let train = data.train.data();
+    let (mut model, weights) = build_model(spec, train.classes(), device)?;
+    if spec.data.decoding.is_some() {
+        model.set_decoding(spec.data.decoding().image_options().decoding());
+    }
+    let precision = model.set_precision(spec.precision());
+    if let Some(resizing) = &spec.fit.progressive_resizing {
+        crate::train::fit::check_resizable(&model, resizing, train.image_shape()[1])?;
+    }
+    // Recorded once the model is built and its settings accepted, so that a refused run
+    // leaves no description behind to be mistaken for a run.
     if !resume {
         let mut recorded = spec.clone();
         recorded.recorded = Some(Recorded {
@@ -171,15 +182,6 @@ fn execute(
             world_size: crate::distributed::world_size(),
         });
         recorded.write(&run.config())?;
-    }
-    let train = data.train.data();
-    let (mut model, weights) = build_model(spec, train.classes(), device)?;
-    if spec.data.decoding.is_some() {
-        model.set_decoding(spec.data.decoding().image_options().decoding());
-    }
-    let precision = model.set_precision(spec.precision());
-    if let Some(resizing) = &spec.fit.progressive_resizing {
-        crate::train::fit::check_resizable(&model, resizing, train.image_shape()[1])?;
     }
     if progress {
         print_start(spec, &data, &model, device, threads);
