@@ -220,10 +220,15 @@ impl ImageFolder {
             })
             .collect();
         if class_dirs.len() < 2 {
+            let mnist = if super::mnist::has_mnist_files(root) {
+                "; it holds IDX files named as MNIST's (MNIST or Fashion-MNIST), which `convkit mnist --data` reads"
+            } else {
+                ""
+            };
             return Err(Error::invalid_data(
                 root,
                 format!(
-                    "found {} class sub-folder(s){}; a classifier needs at least two (one sub-folder of images per class)",
+                    "found {} class sub-folder(s){}; a classifier needs at least two (one sub-folder of images per class){mnist}",
                     class_dirs.len(),
                     class_dirs.first().map(|d| format!(" ({})", d.display())).unwrap_or_default()
                 ),
@@ -462,7 +467,22 @@ mod tests {
         );
         let err = ImageFolder::scan(dir.path()).unwrap_err().to_string();
         assert!(
-            err.contains("found 1 class") && err.contains("at least two"),
+            err.contains("found 1 class") && err.contains("at least two") && !err.contains("MNIST"),
+            "{err}"
+        );
+        // A folder of MNIST's files, given where images are expected: the error says what reads it.
+        let mnist = tempfile::tempdir().unwrap();
+        for name in [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels.idx1-ubyte",
+        ] {
+            std::fs::write(mnist.path().join(name), b"").unwrap();
+        }
+        let err = ImageFolder::scan(mnist.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("found 0 class") && err.contains("`convkit mnist --data` reads"),
             "{err}"
         );
         std::fs::create_dir(dir.path().join("empty")).unwrap();
