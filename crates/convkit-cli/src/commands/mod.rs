@@ -228,10 +228,16 @@ pub fn print_report(report: &RunReport, json: bool) -> anyhow::Result<()> {
         .peak_memory_mib
         .map(|m| format!(", peak memory {m:.0} MiB"))
         .unwrap_or_default();
+    let run = RunDir::at(&report.out_dir);
     if report.kind != RunKind::Mnist {
         if let Some(v) = &report.best_validation {
+            let kept = if run.checkpoint() == Some(run.model()) {
+                "Kept epoch (the last)"
+            } else {
+                "Best epoch (lowest validation loss)"
+            };
             println!(
-                "Best epoch: {} of {} - validation accuracy {:.4} (loss {:.4}, {} images{})",
+                "{kept}: {} of {} - validation accuracy {:.4} (loss {:.4}, {} images{})",
                 report.best_epoch,
                 report.epochs,
                 v.accuracy,
@@ -252,18 +258,16 @@ pub fn print_report(report: &RunReport, json: bool) -> anyhow::Result<()> {
     }
     if report.kind == RunKind::Mnist {
         println!(
-            "Trained {} epochs on {} images in {:.1} s ({:.0} images/s) on {} in {} with {threads}{peak}",
+            "Trained {} epoch{} on {} images in {:.1} s ({:.0} images/s) on {} in {} with {threads}{peak}",
             report.epochs,
+            if report.epochs == 1 { "" } else { "s" },
             report.train_count,
             report.train_seconds,
             report.images_per_second,
             report.device,
             report.precision,
         );
-        println!(
-            "Run folder: {} (model.safetensors, history.csv, curves.png, metrics.json)",
-            report.out_dir.display()
-        );
+        print_run_folder(&run);
         return Ok(());
     }
     println!(
@@ -290,11 +294,32 @@ pub fn print_report(report: &RunReport, json: bool) -> anyhow::Result<()> {
                 .map_or("none".into(), |d| d.display().to_string())
         );
     }
-    println!(
-        "Run folder: {} (best.safetensors, last.safetensors, history.csv, curves.png, metrics.json)",
-        report.out_dir.display()
-    );
+    print_run_folder(&run);
     Ok(())
+}
+
+/// `Run folder: DIR (model.safetensors, history.csv, ...)`: the files the run wrote there.
+fn print_run_folder(run: &RunDir) {
+    let files: Vec<String> = [
+        run.model(),
+        run.best(),
+        run.last(),
+        run.history(),
+        run.curves(),
+        run.metrics(),
+    ]
+    .iter()
+    .filter(|path| path.is_file())
+    .filter_map(|path| {
+        path.file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+    })
+    .collect();
+    println!(
+        "Run folder: {} ({})",
+        run.root().display(),
+        files.join(", ")
+    );
 }
 
 #[cfg(test)]
