@@ -13,8 +13,9 @@ pub struct FitArgs {
     /// fast: convkit's settings that reach the chapter's accuracy in a fraction of the
     /// epochs: AdamW with weight decay, a one-cycle schedule, label smoothing and (from
     /// scratch) a moving average of the weights, with epochs and rates measured for each
-    /// of the chapter's rows (BENCHMARKS.md). The model, augmentation and dropout flags
-    /// are never changed by a recipe; the flags below override it.
+    /// of the chapter's rows (BENCHMARKS.md); the mini-xception adds mixup 0.2 and
+    /// progressive resizing from 5/8 of --image-size (80 at 128). The model, augmentation
+    /// and dropout flags are never changed by a recipe; the flags below override it.
     #[arg(long, default_value_t = Recipe::Book, value_parser = super::parse_setting::<Recipe>)]
     pub recipe: Recipe,
 
