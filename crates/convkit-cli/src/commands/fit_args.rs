@@ -81,14 +81,10 @@ pub struct FitArgs {
     #[arg(long, value_name = "SIZE")]
     pub progressive_resizing: Option<i64>,
 
-    /// Fraction of the epochs over which --progressive-resizing grows the images.
-    #[arg(
-        long,
-        value_name = "FRACTION",
-        default_value_t = 0.5,
-        requires = "progressive_resizing"
-    )]
-    pub resizing_ramp: f64,
+    /// Fraction of the epochs over which progressive resizing (--progressive-resizing, or
+    /// the mini-xception's fast recipe) grows the images [default: 0.5].
+    #[arg(long, value_name = "FRACTION")]
+    pub resizing_ramp: Option<f64>,
 
     /// Which epoch's model the run keeps, evaluates and predicts with: lowest-val-loss
     /// (best.safetensors, the chapter's ModelCheckpoint; the book recipe's) or last
@@ -152,10 +148,17 @@ impl FitArgs {
             fit.mixup = (alpha != 0.0).then_some(Mixup { alpha });
         }
         if let Some(start_size) = self.progressive_resizing {
-            fit.progressive_resizing = (start_size != 0).then_some(ProgressiveResizing {
-                start_size,
-                ramp: self.resizing_ramp,
-            });
+            fit.progressive_resizing =
+                (start_size != 0).then_some(ProgressiveResizing::from(start_size));
+        }
+        if let Some(ramp) = self.resizing_ramp {
+            match &mut fit.progressive_resizing {
+                Some(resizing) => resizing.ramp = ramp,
+                None => anyhow::bail!(
+                    "--resizing-ramp needs progressive resizing: give --progressive-resizing SIZE \
+                     (of the recipes, only the mini-xception's fast one resizes)"
+                ),
+            }
         }
         fit.check()?;
         if let Some(keep) = &self.keep {
@@ -165,5 +168,82 @@ impl FitArgs {
             };
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use convkit::models::ScratchModel;
+    use convkit::workflows::presets;
+    use convkit::workflows::run_spec::ModelSource;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        fit: FitArgs,
+    }
+
+    /// The fitting settings `flags` give a mini-Xception (or the chapter's convnet) at
+    /// 128x128 with the chapter's augmentation.
+    fn fitted(mini_xception: bool, flags: &[&str]) -> anyhow::Result<RunSpec> {
+        let mut spec = presets::train("data".into(), "runs/t".into());
+        if mini_xception {
+            spec.model.source = ModelSource::Scratch {
+                architecture: ScratchModel::MiniXception,
+            };
+        }
+        spec.model.augmentation = convkit::models::chapter_augmentation();
+        let mut decoding = spec.data.decoding();
+        decoding.image_size = 128;
+        spec.data.decoding = Some(decoding);
+        let args = Flags::try_parse_from(std::iter::once("train").chain(flags.iter().copied()))?;
+        args.fit.apply(&mut spec)?;
+        Ok(spec)
+    }
+
+    /// The ramp changes the recipe's resizing or the one given, is refused where nothing
+    /// resizes, and 0 turns the recipe's mixup and resizing off.
+    #[test]
+    fn flags_override_the_recipes_mixup_and_resizing() {
+        let resizing = |spec: RunSpec| {
+            spec.fit
+                .progressive_resizing
+                .map(|r| (r.start_size, r.ramp))
+        };
+        let fast = fitted(true, &["--recipe", "fast"]).unwrap();
+        assert_eq!(fast.fit.mixup, Some(Mixup { alpha: 0.2 }));
+        assert_eq!(resizing(fast), Some((80, 0.5)));
+        let ramp = fitted(true, &["--recipe", "fast", "--resizing-ramp", "0.25"]).unwrap();
+        assert_eq!(resizing(ramp), Some((80, 0.25)));
+        let start = fitted(true, &["--recipe", "fast", "--progressive-resizing", "64"]).unwrap();
+        assert_eq!(resizing(start), Some((64, 0.5)));
+        let off = fitted(
+            true,
+            &[
+                "--recipe",
+                "fast",
+                "--mixup",
+                "0",
+                "--progressive-resizing",
+                "0",
+            ],
+        )
+        .unwrap();
+        assert!(off.fit.mixup.is_none() && off.fit.progressive_resizing.is_none());
+        let err = fitted(false, &["--recipe", "fast", "--resizing-ramp", "0.3"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--resizing-ramp needs progressive resizing"),
+            "{err}"
+        );
+        let given = fitted(
+            false,
+            &["--progressive-resizing", "96", "--resizing-ramp", "0.3"],
+        );
+        assert_eq!(resizing(given.unwrap()), Some((96, 0.3)));
     }
 }
