@@ -25,8 +25,9 @@ use super::TrainingCommand;
 /// WebP) are decoded on all cores, resized, and kept in memory.
 ///
 /// Writes a run folder: best.safetensors (the epoch with the lowest validation loss, the
-/// chapter's ModelCheckpoint), last.safetensors, history.csv and curves.png (rewritten after
-/// every epoch), metrics.json (validation and test accuracy of the best epoch) and run.json.
+/// chapter's ModelCheckpoint) and last.safetensors, or with --keep last (the fast recipe's)
+/// model.safetensors alone; history.csv and curves.png (rewritten after every epoch),
+/// metrics.json (validation and test accuracy of the kept epoch) and run.json.
 ///
 /// With --base, a pretrained network ($CONVKIT_MODELS or --weights) sits frozen under a small
 /// head. --mode features runs it once per image and caches the features on disk, so a second
