@@ -894,6 +894,74 @@ fn lr_find_writes_its_plot_and_suggests_a_learning_rate() {
     assert!(!help.contains("--epochs"), "{help}");
 }
 
+/// `lr-find --data mnist` (a name looked for in `$CONVKIT_DATA`) sweeps the MNIST convnet on
+/// the real MNIST files with `convkit mnist`'s batch size, suggests a `convkit mnist`
+/// command that runs as printed, and refuses the flags only image folders have.
+#[test]
+fn lr_find_sweeps_mnist_as_the_mnist_command_trains_it() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lr");
+    let sweep = |extra: &[&str]| {
+        let mut command = convkit();
+        command
+            .current_dir(dir.path())
+            .env("CONVKIT_DATA", &shared_data)
+            .args(["--threads", "1", "lr-find", "--data", "mnist"])
+            .args(["--iterations", "40", "--seed", "3", "--quiet", "--out"])
+            .arg(&out)
+            .args(extra);
+        command
+    };
+    let text = String::from_utf8(run_ok(&mut sweep(&[])).stdout).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("lr_find.json")).unwrap()).unwrap();
+    assert_eq!(report["model"], "mnist_convnet", "{report}");
+    assert_eq!(report["train_count"], 54_000, "{report}");
+    assert_eq!(report["sweep"]["settings"]["batch_size"], 64, "{report}");
+    assert!(out.join("lr_find.png").is_file());
+    let line = text
+        .lines()
+        .find(|l| l.contains("convkit mnist"))
+        .unwrap_or_else(|| panic!("no mnist command:\n{text}"));
+    assert!(
+        line.contains("--data mnist") && line.contains("--seed 3 ") && !line.contains("--out"),
+        "{line}"
+    );
+    // The suggested command trains, from the same folder, on the same files.
+    let mut words = line.split_whitespace().skip(2).collect::<Vec<_>>();
+    words.extend(["--epochs", "1", "--limit", "600", "--quiet", "--json"]);
+    let trained = run_ok(
+        convkit()
+            .current_dir(dir.path())
+            .env("CONVKIT_DATA", &shared_data)
+            .args(["--threads", "1", "mnist"])
+            .args(&words)
+            .args(["--out", "run"]),
+    );
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run/run.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        spec["data"]["source"]["dir"],
+        shared_data.join("mnist").to_str().unwrap(),
+        "{}",
+        String::from_utf8_lossy(&trained.stdout)
+    );
+    for flag in [
+        &["--augment"][..],
+        &["--image-size", "28"],
+        &["--model", "mini-xception"],
+    ] {
+        let stderr = run_err(&mut sweep(flag));
+        assert!(
+            stderr.contains(&format!("does not take {} on MNIST", flag[0]))
+                && stderr.contains("for image folders"),
+            "{flag:?}: {stderr}"
+        );
+    }
+}
+
 /// `--recipe fast` sets how the run is fitted, flags beside it override it, and a resume
 /// with another recipe is refused.
 #[test]

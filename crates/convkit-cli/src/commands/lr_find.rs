@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory as _};
+use convkit::data::mnist::has_mnist_files;
 use convkit::device::parse_device;
 use convkit::runtime::Precision;
 use convkit::train::LrFindEnd;
+use convkit::workflows::run_spec::RunSpec;
 use convkit::workflows::{find_learning_rate, LrFindJob, LrFindReport, RunOptions};
 
+use super::mnist::{self, MnistSettings};
 use super::train::TrainArgs;
 
 /// Find a learning rate: a short training whose rate grows at every step, plotted.
@@ -32,6 +35,12 @@ use super::train::TrainArgs;
 ///   steep       where the loss falls fastest per decade of learning rate
 ///   minimum/10  a tenth of the rate at the lowest loss, a margin below divergence
 ///
+/// On MNIST: --data naming a folder of MNIST's four IDX files (--data mnist, or
+/// fashion-mnist) sweeps the chapter's MNIST convnet as `convkit mnist` trains it: batches
+/// of 64 and a tenth held out unless --batch-size or --validation-split say otherwise, with
+/// the --recipe and optimizer flags given. Flags only image folders have (--model,
+/// --augment, --image-size, ...) are refused; the suggested command is a `convkit mnist`.
+///
 /// Noisy curves (small batches, strong augmentation) are worth a second run with another
 /// --seed: trust a region both runs agree on, not one exact number.
 ///
@@ -45,9 +54,11 @@ use super::train::TrainArgs;
 ///   convkit lr-find --data cats_vs_dogs --augment --dropout 0.5      # the chapter's convnet
 ///   convkit lr-find --data cats_vs_dogs --model mini-xception --augment
 ///   convkit lr-find --data cats_vs_dogs --base vgg16 --augment --out lr/vgg16
+///   convkit lr-find --data mnist                  # the MNIST convnet, as `convkit mnist`
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
+    mut_arg("data", |a| a.help("Folder of class sub-folders (or of train/ validation/ test/ folders), or of MNIST's four IDX files; a relative DIR that is not a folder here is looked for in $CONVKIT_DATA (--data cats_vs_dogs, --data mnist)")),
     mut_arg("out", |a| a.help("Folder to write lr_find.png, lr_find.csv and lr_find.json to (default: runs/lr-find-<model>-<date>-<time>)")),
     mut_arg("quiet", |a| a.help("No progress bar")),
     mut_arg("json", |a| a.help("Print the report (settings, steps, suggestions) as one JSON object on stdout")),
@@ -140,17 +151,26 @@ pub fn run(
         }
     }
     let quiet = given.get_flag("quiet");
-    let mut run = super::train::describe(&args.train, None, precision)?;
-    let out_given = given.value_source("out") == Some(clap::parser::ValueSource::CommandLine);
-    let out_dir = if out_given {
-        run.output.dir.clone()
-    } else {
+    let mnist_dir = args
+        .train
+        .data
+        .as_deref()
+        .map(convkit::data::locate_data_folder)
+        .filter(|dir| has_mnist_files(dir));
+    let (mut run, trained_by) = match mnist_dir {
+        Some(dir) => (describe_mnist(&args.train, dir, given, precision)?, "mnist"),
+        None => (
+            super::train::describe(&args.train, None, precision)?,
+            "train",
+        ),
+    };
+    let out_dir = given.get_one::<PathBuf>("out").cloned().unwrap_or_else(|| {
         PathBuf::from(format!(
             "runs/lr-find-{}-{}",
             run.model.short_name(),
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         ))
-    };
+    });
     run.output.dir = out_dir.clone();
     let job = LrFindJob {
         run,
@@ -169,7 +189,61 @@ pub fn run(
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
-    print_report(&report, &train_command(given, device, precision))
+    print_report(
+        &report,
+        &train_command(trained_by, given, device, precision),
+    )
+}
+
+/// The run a sweep on MNIST's files in `dir` tries out: `convkit mnist`'s, with the flags
+/// given here that `mnist` takes too (its batch size and validation split by default, not
+/// train's); flags for image folders are refused.
+fn describe_mnist(
+    train: &TrainArgs,
+    dir: PathBuf,
+    given: &clap::ArgMatches,
+    precision: Option<Precision>,
+) -> anyhow::Result<RunSpec> {
+    let command = crate::Cli::command();
+    let subcommand = |name| {
+        command
+            .find_subcommand(name)
+            .expect("lr-find and mnist are subcommands")
+    };
+    let mnist_ids: Vec<&str> = subcommand("mnist")
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .collect();
+    let from_command_line =
+        |id: &str| given.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    for arg in subcommand("lr-find").get_arguments() {
+        let id = arg.get_id().as_str();
+        if from_command_line(id) && !mnist_ids.contains(&id) && !SWEEP_ONLY.contains(&id) {
+            anyhow::bail!(
+                "lr-find does not take --{} on MNIST: {} holds MNIST's files, so the sweep \
+                 tries `convkit mnist`'s convnet, which has no such setting (it is for image \
+                 folders)",
+                arg.get_long().unwrap_or(id),
+                dir.display()
+            );
+        }
+    }
+    let settings = MnistSettings {
+        validation_split: if from_command_line("validation_split") {
+            train.validation_split
+        } else {
+            mnist::VALIDATION_SPLIT
+        },
+        batch_size: if from_command_line("batch_size") {
+            train.batch_size
+        } else {
+            mnist::BATCH_SIZE
+        },
+        seed: train.seed,
+        data: Some(dir),
+        limit: None,
+    };
+    mnist::describe(&settings, &train.fit, precision, PathBuf::new())
 }
 
 fn print_report(report: &LrFindReport, train_command: &str) -> anyhow::Result<()> {
@@ -227,14 +301,20 @@ fn print_report(report: &LrFindReport, train_command: &str) -> anyhow::Result<()
     Ok(())
 }
 
-/// `convkit train` with the data and model flags of this command line (and its --device and
-/// --precision), for the suggested learning rate to follow.
-fn train_command(given: &clap::ArgMatches, device: &str, precision: Option<Precision>) -> String {
+/// `convkit train` (or `convkit mnist`, as `subcommand` says) with the data and model flags
+/// of this command line (and its --device and --precision), for the suggested learning rate
+/// to follow.
+fn train_command(
+    subcommand: &str,
+    given: &clap::ArgMatches,
+    device: &str,
+    precision: Option<Precision>,
+) -> String {
     let command = crate::Cli::command();
     let lr_find = command
         .find_subcommand("lr-find")
         .expect("lr-find is a subcommand");
-    let mut words = vec!["convkit".to_owned(), "train".to_owned()];
+    let mut words = vec!["convkit".to_owned(), subcommand.to_owned()];
     if device != "auto" {
         words.extend(["--device".to_owned(), device.to_owned()]);
     }

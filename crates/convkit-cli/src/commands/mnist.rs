@@ -43,20 +43,21 @@ use super::TrainingCommand;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct MnistArgs {
-    /// Folder holding the four MNIST files (.gz or raw), or a folder with mnist/ in it.
-    /// Default: $CONVKIT_DATA/mnist, ./data/mnist, then the cache folder (downloaded
-    /// there, with a sha256 check, when missing).
+    /// Folder holding the four MNIST files (.gz or raw), or a folder with mnist/ in it. A
+    /// relative DIR that is not a folder here is looked for in $CONVKIT_DATA (--data
+    /// fashion-mnist). Default: $CONVKIT_DATA/mnist, ./data/mnist, then the cache folder
+    /// (downloaded there, with a sha256 check, when missing).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
 
     /// Images per gradient step, per process (under torchrun each step averages the
     /// gradients of one batch per process).
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(long, default_value_t = BATCH_SIZE, value_name = "N")]
     batch_size: usize,
 
     /// Fraction of the training images held out for validation, taken from the end as
     /// Keras does (0 to disable).
-    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    #[arg(long, default_value_t = VALIDATION_SPLIT, value_name = "FRACTION")]
     validation_split: f64,
 
     /// Seed of the initial weights and the sample order: the same seed gives the same
@@ -87,6 +88,49 @@ pub struct MnistArgs {
     /// No progress bars or per-epoch lines.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// The chapter's batch size for MNIST.
+pub(super) const BATCH_SIZE: usize = 64;
+
+/// The fraction of MNIST's training images held out for validation.
+pub(super) const VALIDATION_SPLIT: f64 = 0.1;
+
+/// The settings of an MNIST run that are not the fit's, as `mnist`'s flags give them.
+pub(super) struct MnistSettings {
+    /// The folder of the four files (`None`: where `mnist` looks by default).
+    pub data: Option<PathBuf>,
+    /// Train on the first N training images only.
+    pub limit: Option<usize>,
+    /// Fraction of the training images held out for validation.
+    pub validation_split: f64,
+    /// Images per gradient step.
+    pub batch_size: usize,
+    /// Seed of the weights and the sample order.
+    pub seed: u64,
+}
+
+/// The chapter's MNIST run with `settings`, `fit` and `precision` over its defaults,
+/// writing to `out`. `lr-find` describes an MNIST sweep's run with it too.
+pub(super) fn describe(
+    settings: &MnistSettings,
+    fit: &FitArgs,
+    precision: Option<Precision>,
+    out: PathBuf,
+) -> anyhow::Result<RunSpec> {
+    let mut spec = presets::mnist(out);
+    spec.data.source = DataSource::Mnist {
+        dir: settings.data.clone(),
+        limit: settings.limit,
+    };
+    spec.data.validation_split = settings.validation_split;
+    spec.fit.batch_size = settings.batch_size;
+    spec.fit.seed = settings.seed;
+    if precision.is_some() {
+        spec.fit.precision = precision;
+    }
+    fit.apply(&mut spec)?;
+    Ok(spec)
 }
 
 /// How the arguments name the settings of the run description.
@@ -121,19 +165,14 @@ pub fn run(
                 chrono::Local::now().format("%Y%m%d-%H%M%S")
             ))
         });
-        let mut spec = presets::mnist(out);
-        spec.data.source = DataSource::Mnist {
-            dir: args.data.clone(),
+        let settings = MnistSettings {
+            data: args.data.as_deref().map(convkit::data::locate_data_folder),
             limit: args.limit,
+            validation_split: args.validation_split,
+            batch_size: args.batch_size,
+            seed: args.seed,
         };
-        spec.data.validation_split = args.validation_split;
-        spec.fit.batch_size = args.batch_size;
-        spec.fit.seed = args.seed;
-        if precision.is_some() {
-            spec.fit.precision = precision;
-        }
-        args.fit.apply(&mut spec)?;
-        Ok(spec)
+        describe(&settings, &args.fit, precision, out)
     };
     match command.run(args.resume.as_deref(), given, describe, &options)? {
         Some(report) => super::print_report(&report, args.json),

@@ -67,7 +67,7 @@ pub struct TrainArgs {
     /// Folder of class sub-folders, or of train/ validation/ test/ folders. A relative DIR
     /// that is not a folder here is looked for in $CONVKIT_DATA (--data cats_vs_dogs).
     #[arg(long, value_name = "DIR", required_unless_present = "resume")]
-    data: Option<PathBuf>,
+    pub(super) data: Option<PathBuf>,
 
     /// The model trained from scratch: small-convnet (the chapter's, 991,041 parameters at
     /// 180x180) or mini-xception (residual separable convolutions with batch normalization,
@@ -138,13 +138,13 @@ pub struct TrainArgs {
     /// Images per gradient step, per process (under torchrun each step averages the
     /// gradients of one batch per process).
     #[arg(long, default_value_t = 32, value_name = "N")]
-    batch_size: usize,
+    pub(super) batch_size: usize,
 
     #[command(flatten)]
     augment: AugmentArgs,
 
     #[command(flatten)]
-    fit: FitArgs,
+    pub(super) fit: FitArgs,
 
     /// Dropout rate before the classifier (the chapter uses 0.5 with augmentation).
     #[arg(long, value_name = "RATE")]
@@ -169,11 +169,11 @@ pub struct TrainArgs {
     /// Fraction of the training images held out for validation when DIR has no
     /// validation/ folder.
     #[arg(long, default_value_t = 0.2, value_name = "FRACTION")]
-    validation_split: f64,
+    pub(super) validation_split: f64,
 
     /// Seed of the weights, the sample order, augmentation and dropout.
     #[arg(long, default_value_t = 42)]
-    seed: u64,
+    pub(super) seed: u64,
 
     /// Stop at the first unreadable image instead of skipping it with a warning.
     #[arg(long)]

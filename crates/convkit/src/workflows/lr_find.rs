@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::pipeline::build::build_model;
 use super::pipeline::load::load_data;
 use super::pipeline::RunOptions;
-use super::run_spec::{DataSource, RunSpec};
+use super::run_spec::RunSpec;
 use crate::atomic_file::write_atomic;
 use crate::device::device_name;
 use crate::error::{Error, Result};
@@ -92,10 +92,7 @@ pub fn find_learning_rate(job: &LrFindJob, options: &RunOptions) -> Result<LrFin
     let train = data.train.data();
     let (mut model, _) = build_model(spec, train.classes(), options.device)?;
     let precision = model.set_precision(spec.precision());
-    let description = match &spec.data.source {
-        DataSource::Mnist { .. } => "MNIST".to_owned(),
-        DataSource::ImageFolder { dir } => dir.display().to_string(),
-    };
+    let description = &data.description;
     if options.progress {
         eprintln!(
             "lr-find: {} on {} ({} training images), batches of {}, {} steps from {:.0e} to \
