@@ -10,6 +10,8 @@
 #
 # usage: CONVKIT=target/release/convkit OUT=runs/mx90 SEEDS="1 2" PRECISION=bf16 \
 #          bench/mini_xception_90.sh   (data: $CONVKIT_DATA/cats_vs_dogs)
+# VARIANTS="s128-recipe" runs only the named variants (default: all three, about 25
+# minutes each on a 2-core CPU with bf16 units).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 CONVKIT=${CONVKIT:-$here/../target/release/convkit}
@@ -26,6 +28,15 @@ variants=(
   "s128-pr80-e90-nomixup|--image-size 128 --mixup 0"
   "s128-e80-plain|--image-size 128 --epochs 80 --mixup 0 --progressive-resizing 0"
 )
+
+if [[ -n "${VARIANTS:-}" ]]; then
+  chosen=()
+  for variant in "${variants[@]}"; do
+    [[ " $VARIANTS " == *" ${variant%%|*} "* ]] && chosen+=("$variant")
+  done
+  [[ ${#chosen[@]} -gt 0 ]] || { echo "VARIANTS names none of: ${variants[*]%%|*}" >&2; exit 2; }
+  variants=("${chosen[@]}")
+fi
 
 for seed in $SEEDS; do
   for variant in "${variants[@]}"; do
