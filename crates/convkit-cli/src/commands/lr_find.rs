@@ -31,7 +31,7 @@ use super::train::TrainArgs;
 /// model learns too slowly for 100 batches to show it (try more --iterations).
 ///
 /// The suggestions, fastai's rules on the smoothed curve:
-///   valley      (fastai's default) about 2/3 of the way down the longest falling stretch
+///   valley      (fastai's default) halfway along the longest falling stretch of steps
 ///   steep       where the loss falls fastest per decade of learning rate
 ///   minimum/10  a tenth of the rate at the lowest loss, a margin below divergence
 ///

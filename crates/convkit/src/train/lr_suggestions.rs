@@ -26,8 +26,8 @@ pub struct Suggestion {
 pub struct Suggestions {
     /// fastai's default (ESRI's rule): the longest valley of the curve, the longest run
     /// of steps over which the loss keeps falling (as a longest decreasing subsequence),
-    /// and in it the point about two thirds of the way down, where it still falls steeply
-    /// but well before the bottom.
+    /// and the step halfway along it, well before the bottom. The run can begin in the
+    /// flat part of the curve, which moves the suggestion towards the top of the fall.
     pub valley: Option<Suggestion>,
     /// A tenth of the learning rate at the lowest loss: the lowest loss is near where
     /// training starts to become unstable, so a tenth of it is a safe rate.
