@@ -88,6 +88,30 @@ fn small_mnist_run(shared_data: &Path, dir: &Path) -> std::path::PathBuf {
     out
 }
 
+/// A new run into a folder that holds a finished run is refused, with the way out, and
+/// leaves that run as it was.
+#[test]
+fn a_new_run_does_not_replace_a_finished_one() {
+    let shared_data = require!(data_root());
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_mnist_run(&shared_data, dir.path());
+    let model = std::fs::read(run.join("model.safetensors")).unwrap();
+    let metrics = std::fs::read(run.join("metrics.json")).unwrap();
+    let err = run_err(
+        convkit()
+            .env("CONVKIT_DATA", &shared_data)
+            .args(["mnist", "--epochs", "1", "--limit", "600", "--seed", "2"])
+            .args(["--quiet", "--device", "cpu", "--out"])
+            .arg(&run),
+    );
+    assert!(
+        err.contains("holds a finished run (1 epoch") && err.contains("another folder with --out"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(run.join("model.safetensors")).unwrap(), model);
+    assert_eq!(std::fs::read(run.join("metrics.json")).unwrap(), metrics);
+}
+
 /// `--report` takes its folder as a user types it: `--report OUT`, `--report=OUT`, or alone
 /// (RUN_DIR/report-<split>), last or before another flag, and `--report RUN_DIR` with the
 /// run folder after it; without a run folder it says how to write the command.

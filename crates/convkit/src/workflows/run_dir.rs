@@ -105,28 +105,34 @@ impl RunDir {
         RunSpec::read(&self.config())
     }
 
-    /// Makes the folder ready for a new run of `command`: refuses one that holds a run in
-    /// progress (a state, no `metrics.json`), and clears the state and metrics of a
-    /// finished one.
+    /// Makes the folder ready for a new run of `command`. Refuses one that holds a finished
+    /// run (`metrics.json`) or a run in progress (a saved state), so that a new run never
+    /// replaces the weights and results of another; clears the state of a run that stopped
+    /// before its first epoch was saved.
     pub fn start_fresh(&self, command: &str) -> Result<()> {
+        if self.metrics().is_file() {
+            let epochs =
+                crate::train::History::read_csv(&self.history()).map_or(0, |h| h.epochs.len());
+            return Err(Error::InvalidConfig(format!(
+                "{} holds a finished run ({epochs} epoch{}, with its model and metrics.json), \
+                 which a new run would replace: write to another folder with --out, or remove \
+                 this one to train again",
+                self.root.display(),
+                if epochs == 1 { "" } else { "s" },
+            )));
+        }
         let states = crate::train::StateDir::new(self.state());
-        if !self.metrics().is_file() {
-            if let Some(saved) = states.latest()? {
-                return Err(Error::InvalidConfig(format!(
-                    "{} holds a run in progress ({} of {} epochs done): continue it with \
-                     `convkit {command} --resume {}`, or write to another folder with --out",
-                    self.root.display(),
-                    saved.state.epoch,
-                    saved.state.epochs,
-                    self.root.display()
-                )));
-            }
+        if let Some(saved) = states.latest()? {
+            return Err(Error::InvalidConfig(format!(
+                "{} holds a run in progress ({} of {} epochs done): continue it with \
+                 `convkit {command} --resume {}`, or write to another folder with --out",
+                self.root.display(),
+                saved.state.epoch,
+                saved.state.epochs,
+                self.root.display()
+            )));
         }
-        states.clear()?;
-        match std::fs::remove_file(self.metrics()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(self.metrics(), e)),
-            _ => Ok(()),
-        }
+        states.clear()
     }
 
     /// Checks that the folder holds an unfinished run, to be resumed, and removes the
