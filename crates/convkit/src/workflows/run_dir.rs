@@ -111,8 +111,7 @@ impl RunDir {
     /// before its first epoch was saved.
     pub fn start_fresh(&self, command: &str) -> Result<()> {
         if self.metrics().is_file() {
-            let epochs =
-                crate::train::History::read_csv(&self.history()).map_or(0, |h| h.epochs.len());
+            let epochs = self.epochs_in_history();
             return Err(Error::InvalidConfig(format!(
                 "{} holds a finished run ({epochs} epoch{}, with its model and metrics.json), \
                  which a new run would replace: write to another folder with --out, or remove \
@@ -135,6 +134,11 @@ impl RunDir {
         states.clear()
     }
 
+    /// The epochs `history.csv` holds (0 when it is missing or unreadable), for messages.
+    fn epochs_in_history(&self) -> usize {
+        crate::train::History::read_csv(&self.history()).map_or(0, |h| h.epochs.len())
+    }
+
     /// Checks that the folder holds an unfinished run, to be resumed, and removes the
     /// temporary files that a killed write left behind.
     pub fn check_resumable(&self) -> Result<()> {
@@ -145,8 +149,7 @@ impl RunDir {
             ));
         }
         if self.metrics().is_file() {
-            let epochs =
-                crate::train::History::read_csv(&self.history()).map_or(0, |h| h.epochs.len());
+            let epochs = self.epochs_in_history();
             return Err(Error::RunFinished {
                 run_dir: self.root.clone(),
                 epochs,
