@@ -498,7 +498,7 @@ fn settings_that_cannot_train_are_refused_up_front() {
 }
 
 /// Progressive resizing on real images: the chapter's Flatten convnet is refused, naming
-/// why, and leaves no run description behind; the mini-Xception trains its first epoch on
+/// why, and leaves no run folder behind; the mini-Xception trains its first epoch on
 /// smaller images and says so.
 #[test]
 fn progressive_resizing_trains_a_pooled_model_and_refuses_a_flattened_one() {
@@ -522,7 +522,7 @@ fn progressive_resizing_trains_a_pooled_model_and_refuses_a_flattened_one() {
             && !stderr.contains("growing to"),
         "{stderr}"
     );
-    assert!(!dir.path().join("flat/run.json").exists());
+    assert!(!dir.path().join("flat").exists());
     let output = run_ok(&mut train("mini-xception", "pooled"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -157,7 +157,6 @@ fn execute(
     let device = options.device;
     let progress = options.progress && dir.is_main();
     let data = load_data(spec, progress)?;
-    let run = RunDir::create(&spec.output.dir)?;
     let threads = tch::get_num_threads().max(1) as usize;
     let train = data.train.data();
     let (mut model, weights) = build_model(spec, train.classes(), device)?;
@@ -168,8 +167,9 @@ fn execute(
     if let Some(resizing) = &spec.fit.progressive_resizing {
         crate::train::fit::check_resizable(&model, resizing, train.image_shape()[1])?;
     }
-    // Recorded once the model is built and its settings accepted, so that a refused run
-    // leaves no description behind to be mistaken for a run.
+    // Made and recorded once the model is built and its settings accepted, so that a
+    // refused run leaves no folder behind, and no description to be mistaken for a run.
+    let run = RunDir::create(&spec.output.dir)?;
     if !resume {
         let mut recorded = spec.clone();
         recorded.recorded = Some(Recorded {
