@@ -20,7 +20,7 @@ use convkit::augment::{
 use convkit::data::image_folder::{load_image, ImageDecoding};
 use convkit::models::{
     mini_xception, mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec,
-    RecipeOptions, TransferOptions,
+    ScratchOptions, TransferOptions,
 };
 use convkit::models::{LayerSpec, Sequential};
 use convkit::tch::{Device, Kind, Tensor};
@@ -133,17 +133,17 @@ fn cases(data: &Path, scratch: &Path) -> Vec<Case> {
         RandomTranslationSpec::new(0.1, 0.1).into(),
         RandomContrastSpec::new(0.2).into(),
     ];
-    let small = RecipeOptions {
+    let small = ScratchOptions {
         dropout: Some(0.5),
         augmentation: chapter_augmentation,
-        ..RecipeOptions::default()
+        ..ScratchOptions::default()
     };
-    let xception = RecipeOptions {
+    let xception = ScratchOptions {
         augmentation: vec![
             RandomCropSpec::new(164, 164).into(),
             RandomFlipSpec::new(FlipMode::Horizontal).into(),
         ],
-        ..RecipeOptions::default()
+        ..ScratchOptions::default()
     };
     let transfer = |arch| transfer_model(&TransferOptions::new(arch));
     let mut fine_tuned = transfer(BackboneArch::EfficientnetLite0);

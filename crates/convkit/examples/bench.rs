@@ -36,7 +36,7 @@ use convkit::data::image_folder::{load_image, ImageOptions};
 use convkit::data::image_integrity::check_complete;
 use convkit::models::chapter_augmentation;
 use convkit::models::{
-    mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec, Head, RecipeOptions,
+    mnist_convnet, small_convnet, transfer_model, BackboneArch, BackboneSpec, Head, ScratchOptions,
     TransferOptions,
 };
 use convkit::models::{LayerSpec, Sequential};
@@ -112,7 +112,7 @@ fn main() -> convkit::Result<()> {
             rate(|| drop(model.forward(&x, false)), 64, seconds, 2)
         }
         "b" => {
-            let model = build(&small_convnet(&RecipeOptions::default()))?;
+            let model = build(&small_convnet(&ScratchOptions::default()))?;
             let loss = model.loss()?;
             let mut optimizer = Optimizer::rmsprop().build(model.var_store())?;
             let x = Tensor::rand([32, 3, 180, 180], (Kind::Float, Device::Cpu)) * 255.0;
@@ -222,7 +222,7 @@ fn state_cost(
     use convkit::train::{OptimizerSnapshot, StateDir, TrainingState};
     let spec = match name {
         "mnist" => mnist_convnet(),
-        "cats" => small_convnet(&RecipeOptions::default()),
+        "cats" => small_convnet(&ScratchOptions::default()),
         "vgg16" => transfer_model(&TransferOptions::new(BackboneArch::Vgg16)),
         other => panic!("--model takes mnist, cats or vgg16, not {other}"),
     };

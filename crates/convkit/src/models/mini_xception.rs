@@ -3,7 +3,7 @@
 //! 2nd edition, section 9.3).
 
 use super::residual::ResidualSpec;
-use super::scratch_model::RecipeOptions;
+use super::scratch_options::ScratchOptions;
 use super::sequential::Sequential;
 use crate::nn::{
     Activation, ActivationSpec, BatchNormalizationSpec, Conv2dSpec, MaxPool2dSpec,
@@ -32,7 +32,7 @@ pub const BATCH_NORM_MOMENTUM: f64 = 0.9;
 /// # Shapes
 /// - input: `(batch, 3, size, size)` bytes
 /// - output: `(batch, 1)` for two classes, `(batch, classes)` otherwise
-pub fn mini_xception(options: &RecipeOptions) -> Sequential {
+pub fn mini_xception(options: &ScratchOptions) -> Sequential {
     let size = options.image_size;
     let mut spec = Sequential::new("mini_xception", [3, size, size]);
     for layer in &options.augmentation {
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn shapes_and_counts_follow_the_recipe() {
-        let spec = mini_xception(&RecipeOptions::default());
+        let spec = mini_xception(&ScratchOptions::default());
         spec.validate().unwrap();
         let shapes = spec.output_shapes().unwrap();
         // 180 -> 176 after the 5x5 convolution, then halved (rounding up) five times

@@ -1,6 +1,6 @@
 //! Models as descriptions: the [`Sequential`] stack of layers (Keras' `keras.models`), the
 //! [`LayerSpec`] registry of every layer kind it can hold, its [`Summary`], and the
-//! chapter's models as named recipes, pretrained backbones included.
+//! chapter's models as named architectures, pretrained backbones included.
 
 pub mod augmentation;
 pub mod backbone;
@@ -14,6 +14,7 @@ pub mod mobilenet_v2;
 pub mod pretrained;
 pub mod residual;
 pub mod scratch_model;
+pub mod scratch_options;
 pub mod sequential;
 pub mod small_convnet;
 pub mod summary;
@@ -26,7 +27,8 @@ pub use layer_spec::LayerSpec;
 pub use mini_xception::mini_xception;
 pub use mnist_convnet::mnist_convnet;
 pub use residual::ResidualSpec;
-pub use scratch_model::{RecipeOptions, ScratchModel};
+pub use scratch_model::ScratchModel;
+pub use scratch_options::ScratchOptions;
 pub use sequential::{NamedLayer, Sequential};
 pub use small_convnet::small_convnet;
 pub use summary::Summary;
@@ -44,15 +46,15 @@ pub const MODEL_NAMES: &[&str] = &[
     "efficientnet_lite0",
 ];
 
-/// A built-in recipe by name, with its default settings: `mnist` (alias `mnist_convnet`),
+/// A built-in model by name, with its default settings: `mnist` (alias `mnist_convnet`),
 /// `small-convnet` or `mini-xception` (underscores work too; 180x180, two classes), or a
 /// pretrained network at 224x224 with every layer trainable (`vgg16`: the convolutional base; `mobilenet_v2`,
 /// `efficientnet_lite0`: with the ImageNet classifier).
 pub fn by_name(name: &str) -> Result<Sequential> {
     match name {
         "mnist" | "mnist_convnet" | "mnist-convnet" => Ok(mnist_convnet()),
-        "small-convnet" | "small_convnet" => Ok(small_convnet(&RecipeOptions::default())),
-        "mini-xception" | "mini_xception" => Ok(mini_xception(&RecipeOptions::default())),
+        "small-convnet" | "small_convnet" => Ok(small_convnet(&ScratchOptions::default())),
+        "mini-xception" | "mini_xception" => Ok(mini_xception(&ScratchOptions::default())),
         other if BackboneArch::from_name(other).is_ok() => {
             let arch = BackboneArch::from_name(other)?;
             let mut spec = BackboneSpec {

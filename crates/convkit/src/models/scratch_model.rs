@@ -1,40 +1,15 @@
-//! The recipes a model trained from scratch on an image folder can follow.
+//! The architectures a model trained from scratch on an image folder can have.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::layer_spec::LayerSpec;
 use super::mini_xception::mini_xception;
+use super::scratch_options::ScratchOptions;
 use super::sequential::Sequential;
 use super::small_convnet::small_convnet;
 use crate::error::{Error, Result};
-
-/// Settings every from-scratch recipe takes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RecipeOptions {
-    /// Side of the square input images (chapter: 180).
-    pub image_size: i64,
-    /// Number of classes: 2 gives one sigmoid output, more give a softmax.
-    pub classes: usize,
-    /// Dropout rate before the classifier; `None` is the recipe's own default (none for
-    /// the small convnet, 0.5 for mini-Xception).
-    pub dropout: Option<f64>,
-    /// Augmentation layers put in front of the model, active only in training.
-    pub augmentation: Vec<LayerSpec>,
-}
-
-impl Default for RecipeOptions {
-    fn default() -> Self {
-        RecipeOptions {
-            image_size: 180,
-            classes: 2,
-            dropout: None,
-            augmentation: Vec::new(),
-        }
-    }
-}
 
 /// A from-scratch architecture, by the name `convkit train --model` takes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +27,7 @@ pub enum ScratchModel {
 }
 
 impl ScratchModel {
-    /// Every recipe for image folders, in the order help lists them (the MNIST convnet is
+    /// Every architecture for image folders, in the order help lists them (the MNIST convnet is
     /// `convkit mnist`'s).
     pub const ALL: [ScratchModel; 2] = [ScratchModel::SmallConvnet, ScratchModel::MiniXception];
 
@@ -72,7 +47,7 @@ impl ScratchModel {
 
     /// The architecture for `options` (the MNIST convnet takes none: it is the chapter's,
     /// for 28x28x1 images and 10 classes).
-    pub fn build(&self, options: &RecipeOptions) -> Sequential {
+    pub fn build(&self, options: &ScratchOptions) -> Sequential {
         match self {
             ScratchModel::SmallConvnet => small_convnet(options),
             ScratchModel::MiniXception => mini_xception(options),

@@ -1,6 +1,6 @@
 //! The chapter's convnet trained from scratch on cats and dogs (sections 2 and 3).
 
-use super::scratch_model::RecipeOptions;
+use super::scratch_options::ScratchOptions;
 use super::sequential::Sequential;
 use crate::nn::Activation;
 
@@ -12,7 +12,7 @@ use crate::nn::Activation;
 /// # Shapes
 /// - input: `(batch, 3, size, size)` bytes
 /// - output: `(batch, 1)` for two classes, `(batch, classes)` otherwise
-pub fn small_convnet(options: &RecipeOptions) -> Sequential {
+pub fn small_convnet(options: &ScratchOptions) -> Sequential {
     let size = options.image_size;
     let mut spec = Sequential::new("small_convnet", [3, size, size]);
     for layer in &options.augmentation {
@@ -38,7 +38,7 @@ mod tests {
 
     #[test]
     fn has_the_chapter_parameter_count() {
-        let spec = small_convnet(&RecipeOptions::default());
+        let spec = small_convnet(&ScratchOptions::default());
         assert_eq!(spec.param_count().unwrap(), 991_041);
         let shapes = spec.output_shapes().unwrap();
         assert_eq!(shapes[shapes.len() - 3], [256, 7, 7]);
@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn dropout_and_classes_change_the_head() {
-        let options = RecipeOptions {
+        let options = ScratchOptions {
             dropout: Some(0.5),
             classes: 5,
             ..Default::default()

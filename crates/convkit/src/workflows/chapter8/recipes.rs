@@ -155,9 +155,10 @@ fn book(
     }
 }
 
-/// What the recipes are made for.
+/// What the chapter's workflows are made for: where they write, from which data, in
+/// which precision, with which recipe.
 #[derive(Clone, Debug)]
-pub struct RecipeOptions<'a> {
+pub struct ChapterOptions<'a> {
     /// The folder holding the six run folders.
     pub out_dir: &'a Path,
     /// The smoke test's small versions.
@@ -174,7 +175,7 @@ pub struct RecipeOptions<'a> {
 }
 
 /// The six workflows with the chapter's settings (or the smoke test's).
-pub fn chapter_workflows(options: &RecipeOptions<'_>) -> Vec<Workflow> {
+pub fn chapter_workflows(options: &ChapterOptions<'_>) -> Vec<Workflow> {
     let out = options.out_dir;
     let q = options.quick;
     let precision = options.precision.unwrap_or(Precision::Auto);
@@ -477,8 +478,8 @@ mod tests {
     use super::*;
     use crate::workflows::run_spec::DataSource;
 
-    fn options(quick: bool) -> RecipeOptions<'static> {
-        RecipeOptions {
+    fn options(quick: bool) -> ChapterOptions<'static> {
+        ChapterOptions {
             out_dir: Path::new(if quick {
                 "runs/chapter8-quick"
             } else {
@@ -533,7 +534,7 @@ mod tests {
     #[test]
     fn the_quick_image_sizes_fit_the_small_convnet() {
         use crate::models::ScratchModel;
-        let spec = ScratchModel::SmallConvnet.build(&crate::models::RecipeOptions {
+        let spec = ScratchModel::SmallConvnet.build(&crate::models::ScratchOptions {
             image_size: QUICK_SCRATCH_SIZE as i64,
             classes: 2,
             dropout: Some(0.5),

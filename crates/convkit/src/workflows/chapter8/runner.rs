@@ -9,7 +9,7 @@ use serde_json::Value;
 use tch::Device;
 
 use super::quick_subset::{cats_source, make_quick_subset, quick_cats_dir};
-use super::recipes::{chapter_workflows, notes, RecipeOptions, Workflow, WorkflowRun};
+use super::recipes::{chapter_workflows, notes, ChapterOptions, Workflow, WorkflowRun};
 use crate::atomic_file::write_atomic;
 use crate::data::image_folder::{load_image, ImageFolder, ImageOptions};
 use crate::error::{Error, Result};
@@ -394,7 +394,7 @@ pub fn run_chapter8(
     } else {
         cats_source(job.data_dir.as_deref()).unwrap_or_else(|_| PathBuf::from("data/cats_vs_dogs"))
     };
-    let workflows = chapter_workflows(&RecipeOptions {
+    let workflows = chapter_workflows(&ChapterOptions {
         out_dir: out,
         quick: job.quick,
         mnist_dir: job.data_dir.clone(),
@@ -521,7 +521,7 @@ mod tests {
     #[test]
     fn kept_runs_of_earlier_versions_match_their_recipes() {
         let out = Path::new("runs/chapter8");
-        let workflows = chapter_workflows(&RecipeOptions {
+        let workflows = chapter_workflows(&ChapterOptions {
             out_dir: out,
             quick: false,
             mnist_dir: None,

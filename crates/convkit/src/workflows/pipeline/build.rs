@@ -7,7 +7,7 @@ use tch::Device;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::models::pretrained::locate_weights;
-use crate::models::{transfer_model, Head, RecipeOptions, TransferOptions};
+use crate::models::{transfer_model, Head, ScratchOptions, TransferOptions};
 use crate::models::{LayerSpec, Sequential};
 use crate::workflows::run_spec::{ModelSource, RunSpec, Unfreeze};
 
@@ -23,13 +23,13 @@ pub(crate) fn build_model(
     let image_size = spec.data.decoding().image_size;
     match &model_spec.source {
         ModelSource::Scratch { architecture } => {
-            let recipe = architecture.build(&RecipeOptions {
+            let network = architecture.build(&ScratchOptions {
                 image_size: i64::from(image_size),
                 classes: classes.len(),
                 dropout: model_spec.dropout,
                 augmentation: model_spec.augmentation.clone(),
             });
-            let mut model = Model::new(&recipe, device, seed)?;
+            let mut model = Model::new(&network, device, seed)?;
             model.set_classes(classes.to_vec())?;
             Ok((model, None))
         }
@@ -40,7 +40,7 @@ pub(crate) fn build_model(
             unfreeze,
             ..
         } => {
-            let recipe = transfer_model(&TransferOptions {
+            let network = transfer_model(&TransferOptions {
                 backbone: *base,
                 image_size: i64::from(image_size),
                 classes: classes.len(),
@@ -48,7 +48,7 @@ pub(crate) fn build_model(
                 dropout: model_spec.dropout.unwrap_or(0.5),
                 augmentation: model_spec.augmentation.clone(),
             });
-            let mut model = Model::new(&recipe, device, seed)?;
+            let mut model = Model::new(&network, device, seed)?;
             model.set_classes(classes.to_vec())?;
             let weights = locate_weights(*base, weights.as_deref())?;
             model.load_pretrained(&weights)?;
