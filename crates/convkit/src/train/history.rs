@@ -4,7 +4,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::monitor::Monitor;
 use crate::atomic_file::write_atomic;
 use crate::error::{Error, Result};
 
@@ -73,24 +72,6 @@ impl History {
     /// The last finished epoch.
     pub fn last(&self) -> Option<&EpochRecord> {
         self.epochs.last()
-    }
-
-    /// The epoch with the lowest validation loss.
-    pub fn best_by_val_loss(&self) -> Option<&EpochRecord> {
-        self.best_by(&Monitor::default())
-    }
-
-    /// The first epoch with the best value of `monitor` (finite values only).
-    pub fn best_by(&self, monitor: &Monitor) -> Option<&EpochRecord> {
-        let mut best: Option<(&EpochRecord, f64)> = None;
-        for record in &self.epochs {
-            if let Some(value) = monitor.value(record).filter(|v| v.is_finite()) {
-                if monitor.improves(value, best.map(|(_, b)| b)) {
-                    best = Some((record, value));
-                }
-            }
-        }
-        best.map(|(record, _)| record)
     }
 
     /// Training seconds summed over epochs.
@@ -210,7 +191,7 @@ mod tests {
     }
 
     #[test]
-    fn best_epoch_has_the_lowest_val_loss() {
+    fn train_seconds_sum_the_epochs() {
         let history = History {
             epochs: vec![
                 record(1, Some(0.4)),
@@ -218,7 +199,6 @@ mod tests {
                 record(3, Some(0.35)),
             ],
         };
-        assert_eq!(history.best_by_val_loss().unwrap().epoch, 2);
         assert_eq!(history.train_seconds(), 6.0);
     }
 }

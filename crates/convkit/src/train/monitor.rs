@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::history::EpochRecord;
+use super::history::{EpochRecord, History};
 use crate::error::{Error, Result};
 
 /// Whether lower or higher values of a monitored column are better.
@@ -62,6 +62,19 @@ impl Monitor {
         record.column(&self.column)
     }
 
+    /// The first epoch of `history` with the best value (finite values only).
+    pub fn best_in<'h>(&self, history: &'h History) -> Option<&'h EpochRecord> {
+        let mut best: Option<(&EpochRecord, f64)> = None;
+        for record in &history.epochs {
+            if let Some(value) = self.value(record).filter(|v| v.is_finite()) {
+                if self.improves(value, best.map(|(_, b)| b)) {
+                    best = Some((record, value));
+                }
+            }
+        }
+        best.map(|(record, _)| record)
+    }
+
     /// Whether `value` is better than `best`; anything beats `None`.
     pub fn improves(&self, value: f64, best: Option<f64>) -> bool {
         match (best, self.mode) {
@@ -85,5 +98,32 @@ mod tests {
         assert!(Monitor::default().improves(0.8, None));
         let err = Monitor::new("val_f1").unwrap_err().to_string();
         assert!(err.contains("val_accuracy"), "{err}");
+    }
+
+    #[test]
+    fn the_best_epoch_is_the_first_with_the_best_finite_value() {
+        let record = |epoch, val_loss: f64, val_accuracy| EpochRecord {
+            epoch,
+            loss: 0.5,
+            accuracy: 0.8,
+            val_loss: Some(val_loss),
+            val_accuracy: Some(val_accuracy),
+            learning_rate: 1e-3,
+            seconds: 2.0,
+            images_per_second: 100.0,
+            train_image_size: None,
+        };
+        let history = History {
+            epochs: vec![
+                record(1, 0.4, 0.70),
+                record(2, 0.3, 0.75),
+                record(3, f64::NAN, 0.80),
+                record(4, 0.3, 0.80),
+            ],
+        };
+        let epoch = |monitor: &Monitor| monitor.best_in(&history).map(|r| r.epoch);
+        assert_eq!(epoch(&Monitor::default()), Some(2));
+        assert_eq!(epoch(&Monitor::new("val_accuracy").unwrap()), Some(3));
+        assert_eq!(Monitor::default().best_in(&History::default()), None);
     }
 }

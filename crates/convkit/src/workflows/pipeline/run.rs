@@ -17,7 +17,7 @@ use crate::model::Model;
 use crate::report::{CurvesPlot, TensorBoardLog};
 use crate::runtime::{bf16_is_native, Precision};
 use crate::train::{
-    BestCheckpoint, Callback, Evaluation, FitConfig, History, HistoryCsv, LatestModel,
+    BestCheckpoint, Callback, Evaluation, FitConfig, History, HistoryCsv, LatestModel, Monitor,
     ProgressBars, Tta,
 };
 use crate::workflows::features::FeatureCache;
@@ -317,7 +317,9 @@ fn execute(
         skipped_files: data.skipped,
         epochs,
         best_epoch: match spec.output.checkpoint {
-            Checkpoint::LowestValidationLoss => history.best_by_val_loss().map_or(0, |r| r.epoch),
+            Checkpoint::LowestValidationLoss => {
+                Monitor::default().best_in(history).map_or(0, |r| r.epoch)
+            }
             Checkpoint::Last => history.last().map_or(0, |r| r.epoch),
         },
         best_validation: fitted.validation,
