@@ -12,7 +12,7 @@ use std::time::Duration;
 use tch::nn::VarStore;
 use tch::Tensor;
 
-use super::evaluate::Evaluation;
+use super::evaluation::{evaluate_samples, Evaluation};
 use super::metrics::RunningMetrics;
 use super::training_state::{SavedState, StateDir};
 use super::tta::Tta;
@@ -178,7 +178,7 @@ impl<'g> DataParallel<'g> {
         let mut sums = if part.is_empty() {
             [0.0; 3]
         } else {
-            let e = super::evaluate::evaluate_samples(model, data, Some(part), batch_size, tta)?;
+            let e = evaluate_samples(model, data, Some(part), batch_size, tta)?;
             let n = e.count as f64;
             [e.loss * n, e.accuracy * n, n]
         };
