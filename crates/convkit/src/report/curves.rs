@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::element::MultiLineText;
 use plotters::prelude::*;
 
+use super::legend_corner::{points_along, quietest_corner};
 use crate::atomic_file::write_atomic_with;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -71,7 +74,8 @@ fn draw_curves(history: &History, title: &str, blended_training: bool, path: &Pa
         ),
     ];
     let changes = |values: &[(f64, f64)]| values.windows(2).any(|w| w[0].1 != w[1].1);
-    // The panels after loss and accuracy: caption, series, legend corner, axis from zero.
+    // The panels after loss and accuracy: caption, series, preferred legend corner, axis
+    // from zero.
     let mut extra: Vec<(&str, Series, SeriesLabelPosition, bool)> = Vec::new();
     let rates = column(&|r| Some(r.learning_rate));
     if changes(&rates) {
@@ -141,7 +145,7 @@ fn draw_panel<DB: DrawingBackend>(
     caption: &str,
     series: &[Series],
     epochs: usize,
-    legend: SeriesLabelPosition,
+    preferred_legend: SeriesLabelPosition,
     from_zero: bool,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let values: Vec<f64> = series
@@ -210,13 +214,67 @@ fn draw_panel<DB: DrawingBackend>(
                 });
         }
     }
+    let label_font = ("sans-serif", 13).into_font();
+    let legend = quietest_corner(
+        legend_size(series, &label_font),
+        chart.plotting_area().dim_in_pixel(),
+        &pixels_drawn(chart.plotting_area(), series),
+        preferred_legend,
+    );
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
-        .label_font(("sans-serif", 13))
+        .label_font(label_font)
         .position(legend)
         .draw()
+}
+
+/// Width and height in pixels of the legend plotters draws for `series` in `font`, with
+/// its default marker column (30) and margins (10).
+fn legend_size(series: &[Series], font: &FontDesc) -> (i32, i32) {
+    let mut text = MultiLineText::<_, &str>::new((0, 0), font.clone());
+    for (name, points, ..) in series {
+        if !points.is_empty() {
+            text.push_line(*name);
+        }
+    }
+    let (width, height) = text
+        .estimate_dimension()
+        .unwrap_or((200, 20 * series.len() as i32));
+    (width + 30 + 2 * 10, height + 2 * 10)
+}
+
+/// The pixels (from the plotting area's upper left corner) that the series cover: every
+/// dot, and points every few pixels along every line.
+fn pixels_drawn<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    series: &[Series],
+) -> Vec<(i32, i32)> {
+    let (left, top) = area.get_base_pixel();
+    let pixel = |p: &(f64, f64)| {
+        let (x, y) = area.map_coordinate(p);
+        (x - left, y - top)
+    };
+    let mut pixels = Vec::new();
+    for (_, points, _, dots) in series {
+        let points: Vec<(i32, i32)> = points
+            .iter()
+            .filter(|p| p.1.is_finite())
+            .map(pixel)
+            .collect();
+        if *dots || points.len() < 2 {
+            pixels.extend(points);
+            continue;
+        }
+        for pair in points.windows(2) {
+            let length = (pair[1].0 - pair[0].0)
+                .abs()
+                .max((pair[1].1 - pair[0].1).abs());
+            pixels.extend(points_along(pair[0], pair[1], (length / 4).max(2) as usize));
+        }
+    }
+    pixels
 }
 
 /// Redraws the loss and accuracy curves (PNG) after every epoch.

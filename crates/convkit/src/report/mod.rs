@@ -9,6 +9,7 @@ pub mod confusion_plot;
 pub mod curves;
 pub mod evaluation_report;
 pub mod html;
+mod legend_corner;
 pub mod lr_find_plot;
 pub mod machine;
 pub mod tensorboard;
