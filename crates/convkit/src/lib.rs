@@ -3,7 +3,7 @@
 //! The library behind the `convkit` command. A model is described as a
 //! [`models::Sequential`] (serialisable, with shapes and parameter counts known before
 //! anything is built), built into a [`Model`] (its whole API in `model.rs`), trained with
-//! [`train::fit`], measured with [`train::evaluate`] and used with [`Model::predict`]:
+//! [`train::fit()`], measured with [`train::evaluate()`] and used with [`Model::predict`]:
 //!
 //! ```no_run
 //! use convkit::{data::mnist, models, train::{self, FitConfig, ProgressBars}, Model};

@@ -18,7 +18,8 @@ use super::image_folder::{ImageFolder, ImageOptions};
 use super::prefetch::Prefetch;
 use crate::error::{Error, Result};
 
-/// Batches gathered ahead of the one the caller holds.
+/// Batches gathered ahead of the one the caller holds ([`DiskDataset`]'s docs and
+/// [`DiskDataset::batches`]' give the number).
 const PREFETCH_BATCHES: usize = 3;
 
 /// The images of an [`ImageFolder`], decoded once into a cache file and read from it by
@@ -28,7 +29,7 @@ const PREFETCH_BATCHES: usize = 3;
 /// Resident memory stays bounded whatever the dataset's size: each batch is copied out of
 /// the mapping and the pages read are handed back to the kernel at once
 /// (`madvise(MADV_DONTNEED)`), so a process holds the batches in flight (the caller's and
-/// [`PREFETCH_BATCHES`] more) plus the labels and paths, not the file. The kernel's page
+/// 3 more) plus the labels and paths, not the file. The kernel's page
 /// cache still keeps what fits of the file, shared by every process reading it.
 #[derive(Debug)]
 pub struct DiskDataset {
@@ -198,7 +199,7 @@ impl DiskDataset {
     }
 
     /// The samples at `order` (all of them in index order when `None`), in batches of
-    /// `batch_size` (at least 1), gathered [`PREFETCH_BATCHES`] ahead on a background
+    /// `batch_size` (at least 1), gathered 3 ahead on a background
     /// thread. An index out of range ends the batches with an `Err`.
     pub fn batches(&self, order: Option<Vec<i64>>, batch_size: usize) -> Result<Prefetch<Batch>> {
         let order = order.unwrap_or_else(|| (0..self.len() as i64).collect());

@@ -20,7 +20,7 @@ pub const BLOCK_FILTERS: [i64; 5] = [32, 64, 128, 256, 512];
 /// the batch statistics 85%, and statistics re-estimated with the same weights 88%.
 pub const BATCH_NORM_MOMENTUM: f64 = 0.9;
 
-/// [augmentation] -> Rescaling(1/255) -> Conv2D(32, 5, no bias) -> five residual blocks ->
+/// \[augmentation\] -> Rescaling(1/255) -> Conv2D(32, 5, no bias) -> five residual blocks ->
 /// GlobalAveragePooling2D -> Dropout (0.5 unless set) -> Dense(1, sigmoid) (or
 /// Dense(classes, softmax)).
 ///

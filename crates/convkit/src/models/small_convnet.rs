@@ -4,8 +4,8 @@ use super::scratch_options::ScratchOptions;
 use super::sequential::Sequential;
 use crate::nn::Activation;
 
-/// [augmentation] -> Rescaling(1/255) -> Conv2D 32 -> MaxPool -> Conv2D 64 -> MaxPool ->
-/// Conv2D 128 -> MaxPool -> Conv2D 256 -> MaxPool -> Conv2D 256 -> Flatten -> [Dropout] ->
+/// \[augmentation\] -> Rescaling(1/255) -> Conv2D 32 -> MaxPool -> Conv2D 64 -> MaxPool ->
+/// Conv2D 128 -> MaxPool -> Conv2D 256 -> MaxPool -> Conv2D 256 -> Flatten -> \[Dropout\] ->
 /// Dense(1, sigmoid) (or Dense(classes, softmax)); 3x3 `valid` convolutions with ReLU.
 /// At 180x180 with two classes: 991,041 parameters, as in the chapter.
 ///

@@ -1,4 +1,4 @@
-//! The chapter's transfer-learning model: [augmentation] -> pretrained base -> a small
+//! The chapter's transfer-learning model: \[augmentation\] -> pretrained base -> a small
 //! classifier head (sections 4 and 5).
 
 use serde::{Deserialize, Serialize};
@@ -63,7 +63,7 @@ impl TransferOptions {
     }
 }
 
-/// [augmentation] -> frozen `backbone` (with its preprocessing) -> head.
+/// \[augmentation\] -> frozen `backbone` (with its preprocessing) -> head.
 ///
 /// # Shapes
 /// - input: `(batch, 3, size, size)` bytes in `0..=255`

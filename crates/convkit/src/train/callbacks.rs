@@ -75,7 +75,7 @@ impl BatchEnd<'_> {
     }
 }
 
-/// Something [`train::fit`](crate::train::fit) tells about its progress, in this order:
+/// Something [`train::fit`](crate::train::fit()) tells about its progress, in this order:
 /// train begin; per epoch: epoch begin, batch end after every step, epoch end (once the
 /// epoch's record, validation included, is in the history); train end. Every event may
 /// stop the loop or set the learning rate through `control`.

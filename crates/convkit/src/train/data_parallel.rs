@@ -1,4 +1,4 @@
-//! What [`train::fit`](crate::train::fit) does differently when several processes train one model together
+//! What [`train::fit`](crate::train::fit()) does differently when several processes train one model together
 //! (data parallel, as PyTorch's `DistributedDataParallel`): every process starts from rank
 //! 0's weights (and rank 0's saved state when the run resumes), trains on its shard of each
 //! epoch's seeded order, averages the gradients with the others before every update, and

@@ -8,7 +8,7 @@ use crate::data::ImageDataset;
 use crate::error::Result;
 use crate::model::Model;
 
-/// The result of [`train::evaluate`](crate::train::evaluate).
+/// The result of [`train::evaluate`](crate::train::evaluate()).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     /// Mean loss per sample.

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::runtime::Precision;
 
-/// Settings of [`train::fit`](crate::train::fit). The defaults are Keras': 1 epoch, batches
+/// Settings of [`train::fit`](crate::train::fit()). The defaults are Keras': 1 epoch, batches
 /// of 32, RMSprop at a constant rate, no label smoothing, no weight average.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FitConfig {

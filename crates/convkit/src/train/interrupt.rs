@@ -1,6 +1,6 @@
 //! Stopping a run cleanly on Ctrl-C or SIGTERM.
 //!
-//! The first signal asks [`train::fit`](crate::train::fit) to stop at the next batch
+//! The first signal asks [`train::fit`](crate::train::fit()) to stop at the next batch
 //! boundary: the run keeps its last complete state (written at the end of the previous
 //! epoch) and `fit` returns [`Error::Interrupted`](crate::Error::Interrupted). A second
 //! signal exits the process at once, with status 130.

@@ -157,7 +157,7 @@ impl LrSweep {
 /// it came: every variable (weights and batch-norm statistics) is copied before the sweep
 /// and copied back after it, on success and on failure alike.
 ///
-/// Each step trains on one batch as [`super::fit`] does (augmentation and dropout on,
+/// Each step trains on one batch as [`super::fit()`] does (augmentation and dropout on,
 /// batches in a seeded shuffled order, the model's own precision), with a learning rate
 /// that grows exponentially from `start_lr` to `end_lr`, and records the batch's loss and
 /// its smoothed value. The sweep stops early when the smoothed loss passes

@@ -15,7 +15,7 @@ pub struct SamplePredictions {
     /// Each sample's probability per class, in class order. A sigmoid's single output `p`
     /// is the probability of class 1, so it becomes `[1 - p, p]`.
     pub probabilities: Vec<Vec<f64>>,
-    /// Each sample's loss, computed on the logits as in training and [`train::evaluate`](crate::train::evaluate).
+    /// Each sample's loss, computed on the logits as in training and [`train::evaluate`](crate::train::evaluate()).
     pub losses: Vec<f64>,
     /// Each sample's true class.
     pub labels: Vec<usize>,
@@ -69,7 +69,7 @@ fn first_max(values: &[f64]) -> usize {
 
 /// Every sample's class probabilities and loss on `data`, at inference (no dropout, no
 /// augmentation, libtorch's inference mode), in batches of `batch_size`, in the model's
-/// precision. Their mean loss and accuracy are [`train::evaluate`](crate::train::evaluate)'s.
+/// precision. Their mean loss and accuracy are [`train::evaluate`](crate::train::evaluate())'s.
 pub fn predict_samples(
     model: &Model,
     data: &Dataset,

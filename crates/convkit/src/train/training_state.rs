@@ -1,4 +1,4 @@
-//! Resumable training: what [`train::fit`](crate::train::fit) writes at the end of every
+//! Resumable training: what [`train::fit`](crate::train::fit()) writes at the end of every
 //! epoch so that a killed run continues exactly where it stopped.
 //!
 //! A state lives in its own folder, `epoch-NNNN/`, under the state folder (`RUN/state/`):
@@ -29,7 +29,7 @@ const VERSION: u32 = 2;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum CallbackStates {
-    /// Each callback that carries state, under its [`Callback::name`](super::Callback::name).
+    /// Each callback that carries state, under its [`Callback::name`].
     ByName(BTreeMap<String, serde_json::Value>),
     /// Version 1: one entry per callback given to `fit`, in order, `null` for callbacks
     /// without state.

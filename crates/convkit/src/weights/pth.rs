@@ -2,7 +2,7 @@
 //!
 //! A `.pth` file is a Python pickle: a small program whose GLOBAL and REDUCE opcodes can call
 //! any Python function, so loading an untrusted one with Python's `pickle` can run anything.
-//! [`super::pickle`] interprets only the opcodes that a state dict needs, with a whitelist of
+//! The `pickle` module beside this one interprets only the opcodes that a state dict needs, with a whitelist of
 //! the few globals that rebuild tensors; any other global is refused before anything is built.
 //!
 //! Two containers hold that pickle:

@@ -1,5 +1,5 @@
 //! What each command of the `convkit` binary runs, so that the binary only parses
-//! arguments: every training command describes its run as a [`spec::RunSpec`] (made by
+//! arguments: every training command describes its run as a [`RunSpec`] (made by
 //! one of the [`presets`]) and hands it to the one [`pipeline`]; the other commands read
 //! a run folder back.
 

@@ -15,7 +15,8 @@ use crate::nn::Activation;
 use crate::runtime::Precision;
 use crate::train::Tta;
 
-/// Images decoded and classified at a time: memory stays bounded for any folder size.
+/// Images decoded and classified at a time: memory stays bounded for any folder size
+/// ([`predict_images_with`]'s docs give the number).
 const BATCH: usize = 64;
 
 /// One image's prediction.
@@ -79,7 +80,7 @@ fn walk(dir: &Path, images: &mut Vec<PathBuf>) -> Result<()> {
 /// Predicts each image with the checkpoint of the run in `run_dir` (the best epoch when the
 /// run kept one), keeping the `top` most probable classes of each. Images are decoded and
 /// resized as in training (the crop and antialias settings the model records), turned to
-/// grayscale for a one-channel model, and classified [`BATCH`] at a time; `each` hears
+/// grayscale for a one-channel model, and classified 64 at a time; `each` hears
 /// every batch's predictions as they come (to write them, or show progress). It computes
 /// in `precision`, or in the run's own when `None`; with test-time augmentation `tta` the
 /// probabilities are averaged over each image's views (see [`Tta::predict`]).

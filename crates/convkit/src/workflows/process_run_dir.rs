@@ -33,7 +33,7 @@ impl ProcessRunDir {
 
     /// For a run that continues the one in `run_dir`: rank 0 checks that it can resume and sends its `run.json` to the other ranks, which
     /// resume from a scratch folder holding it (the training state itself comes from rank 0
-    /// in [`crate::train::fit`]). A refusal on rank 0 is every rank's error.
+    /// in [`crate::train::fit()`]). A refusal on rank 0 is every rank's error.
     pub(crate) fn resume(run_dir: &Path) -> Result<ProcessRunDir> {
         let here = ProcessRunDir {
             root: run_dir.to_owned(),

@@ -142,7 +142,7 @@ impl TensorBoardLog {
         self.writer(split)?.flush()
     }
 
-    /// Adds the augmentation grid ([`augmentation_grid`]) of the first image of `data`
+    /// Adds the augmentation grid ([`augmentation_grid()`]) of the first image of `data`
     /// through the leading augmentation layers of `model`, as image `augmentation` at step
     /// 0 of `train/`. Does nothing for a model without augmentation, or data that is not
     /// RGB. Reseeds libtorch's generator with `seed` (the fit loop reseeds every epoch, so
