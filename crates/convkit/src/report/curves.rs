@@ -226,12 +226,20 @@ fn draw_panel<DB: DrawingBackend>(
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(200, 200, 200))
         .label_font(label_font)
+        .margin(LEGEND_MARGIN)
+        .legend_area_size(LEGEND_MARKER_WIDTH)
         .position(legend)
         .draw()
 }
 
-/// Width and height in pixels of the legend plotters draws for `series` in `font`, with
-/// its default marker column (30) and margins (10).
+/// Padding inside a legend's border, in pixels (set, not left to plotters' default, so
+/// that [`legend_size`] measures the box that is drawn).
+const LEGEND_MARGIN: u32 = 10;
+
+/// Width of a legend's column of markers, in pixels (as [`LEGEND_MARGIN`]).
+const LEGEND_MARKER_WIDTH: u32 = 30;
+
+/// Width and height in pixels of the legend drawn for `series` in `font`.
 fn legend_size(series: &[Series], font: &FontDesc) -> (i32, i32) {
     let mut text = MultiLineText::<_, &str>::new((0, 0), font.clone());
     for (name, points, ..) in series {
@@ -242,7 +250,11 @@ fn legend_size(series: &[Series], font: &FontDesc) -> (i32, i32) {
     let (width, height) = text
         .estimate_dimension()
         .unwrap_or((200, 20 * series.len() as i32));
-    (width + 30 + 2 * 10, height + 2 * 10)
+    let margin = LEGEND_MARGIN as i32;
+    (
+        width + LEGEND_MARKER_WIDTH as i32 + 2 * margin,
+        height + 2 * margin,
+    )
 }
 
 /// The pixels (from the plotting area's upper left corner) that the series cover: every
