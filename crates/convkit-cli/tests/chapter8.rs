@@ -1,6 +1,7 @@
 //! `convkit chapter8 --quick` end to end on the real data (`$CONVKIT_DATA`,
 //! `$CONVKIT_MODELS`): six run folders, the page, its JSON; a second call keeps every run,
-//! and a full-settings call on the quick runs is refused before anything trains.
+//! a call with `--tta` adds flip-TTA figures to the kept runs without retraining them, and a
+//! full-settings call on the quick runs is refused before anything trains.
 
 mod common;
 
@@ -30,6 +31,7 @@ fn the_help_says_what_runs_and_how_long() {
         "14 hours",
         "--recipe fast 27 min",
         "mean nothing",
+        "--tta",
     ] {
         assert!(help.contains(text), "{text} missing from:\n{help}");
     }
@@ -153,6 +155,43 @@ fn the_quick_chapter_runs_every_workflow_and_a_second_call_keeps_them() {
         assert_eq!(w["status"], "kept", "{w}");
         assert_eq!(w["accuracy"], first["accuracy"]);
         assert_eq!(w["wall_seconds"], first["wall_seconds"]);
+    }
+
+    // --tta measures the kept cats-vs-dogs models again with flip TTA, as `evaluate --tta`
+    // does, and retrains nothing; MNIST is not measured so.
+    let third = run_ok(&mut chapter8(&["--quick", "--tta", "--quiet"]));
+    assert_eq!(fingerprints(&out), before, "--tta changed a kept run");
+    let stdout = String::from_utf8_lossy(&third.stdout);
+    assert!(stdout.contains("(TTA "), "{stdout}");
+    let page = std::fs::read_to_string(out.join("chapter8.html")).unwrap();
+    assert!(page.contains("<th>with flip TTA</th>"), "{page}");
+    assert!(page.contains("accuracy with flip TTA"));
+    let with_tta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("chapter8.json")).unwrap()).unwrap();
+    let rows = with_tta["workflows"].as_array().unwrap();
+    assert!(rows[0].get("flip_tta").is_none(), "{}", rows[0]);
+    for w in &rows[1..] {
+        let tta = &w["flip_tta"];
+        assert!(
+            (0.0..=1.0).contains(&tta["accuracy"].as_f64().unwrap()),
+            "{w}"
+        );
+        assert!(tta["seconds"].as_f64().unwrap() > 0.0, "{w}");
+    }
+    let evaluated = common::json(&run_ok(
+        convkit()
+            .args(["--threads", "2", "--device", "cpu", "evaluate"])
+            .arg(out.join("scratch"))
+            .args(["--tta", "--json"]),
+    ));
+    assert_eq!(rows[1]["flip_tta"]["accuracy"], evaluated["accuracy"]);
+    assert_eq!(rows[1]["flip_tta"]["loss"], evaluated["loss"]);
+    // A kept run's measurement is reused, not repeated.
+    run_ok(&mut chapter8(&["--quick", "--tta", "--quiet"]));
+    let reused: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("chapter8.json")).unwrap()).unwrap();
+    for (w, earlier) in reused["workflows"].as_array().unwrap().iter().zip(rows) {
+        assert_eq!(w.get("flip_tta"), earlier.get("flip_tta"), "{w}");
     }
 
     // The chapter's full settings do not pass for the quick runs: refused, naming why,

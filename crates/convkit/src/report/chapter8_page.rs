@@ -63,6 +63,18 @@ impl WorkflowStatus {
     }
 }
 
+/// A kept model measured again with test-time augmentation by horizontal flip: each image
+/// and its mirror image classified, their class probabilities averaged.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlipTtaScore {
+    /// Accuracy on the workflow's split, as a fraction.
+    pub accuracy: f64,
+    /// Mean loss of the averaged probabilities.
+    pub loss: f64,
+    /// Seconds the measurement took (both views of every image).
+    pub seconds: f64,
+}
+
 /// An image shown under a workflow.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Figure {
@@ -101,6 +113,10 @@ pub struct WorkflowResult {
     pub epochs: Option<usize>,
     /// Epochs the recipe asks for.
     pub epochs_planned: usize,
+    /// The same kept model measured with flip TTA on `split` (`convkit chapter8 --tta`;
+    /// never for MNIST, whose digits a mirror changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_tta: Option<FlipTtaScore>,
     /// The epoch whose weights were kept and measured.
     pub kept_epoch: Option<usize>,
     /// How that epoch was chosen: `the last epoch`, `lowest validation loss`.
@@ -288,10 +304,17 @@ fn or_dash(value: Option<String>) -> String {
 }
 
 fn overview(html: &mut String, workflows: &[WorkflowResult]) {
-    html.push_str(
+    let with_tta = workflows.iter().any(|w| w.flip_tta.is_some());
+    let _ = writeln!(
+        html,
         "<h2>Overview</h2>\n<table>\n<tr><th>#</th><th>workflow</th><th>convkit accuracy</th>\
-         <th>the book</th><th>epochs</th><th>wall time</th><th>training images/s</th>\
-         <th>status</th></tr>\n",
+         {}<th>the book</th><th>epochs</th><th>wall time</th><th>training images/s</th>\
+         <th>status</th></tr>",
+        if with_tta {
+            "<th>with flip TTA</th>"
+        } else {
+            ""
+        }
     );
     for (i, w) in workflows.iter().enumerate() {
         let epochs = format!(
@@ -299,10 +322,18 @@ fn overview(html: &mut String, workflows: &[WorkflowResult]) {
             w.epochs.map_or("-".into(), |e| e.to_string()),
             w.epochs_planned
         );
+        let tta = if with_tta {
+            format!(
+                "<td class=\"num\">{}</td>",
+                or_dash(w.flip_tta.map(|t| percent(t.accuracy)))
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             html,
             "<tr><td class=\"num\">{}</td><td><a href=\"#{}\">{}</a> ({})</td>\
-             <td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td>{tta}<td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             i + 1,
             escape(&w.name),
@@ -345,6 +376,20 @@ fn section(html: &mut String, number: usize, w: &WorkflowResult) {
         or_dash(w.accuracy.map(percent)),
         escape(&w.book.text),
     );
+    if let Some(tta) = w.flip_tta {
+        row(
+            html,
+            "accuracy with flip TTA",
+            format!(
+                "{} (loss {:.4}; each image and its mirror image, probabilities averaged; \
+                 {})",
+                percent(tta.accuracy),
+                tta.loss,
+                format_duration(tta.seconds)
+            ),
+            "-".into(),
+        );
+    }
     row(
         html,
         "measured on",
@@ -459,6 +504,7 @@ mod tests {
             count: Some(1000),
             epochs: Some(30),
             epochs_planned: 30,
+            flip_tta: None,
             kept_epoch: Some(7),
             checkpoint: "lowest validation loss".into(),
             wall_seconds: Some(2250.0),
@@ -534,6 +580,36 @@ mod tests {
         assert!(html.contains("image_size: 180"));
         assert!(html.contains("optimizer: rmsprop(learning_rate=0.001)"));
         assert!(!html.contains("dropout") && !html.contains("strict"));
+    }
+
+    #[test]
+    fn flip_tta_figures_get_a_column_and_a_row_only_when_measured() {
+        let mut summary = summary(false);
+        assert!(!render_chapter8_page(&summary).contains("flip TTA"));
+        summary.workflows[0].flip_tta = Some(FlipTtaScore {
+            accuracy: 0.7345,
+            loss: 0.5432,
+            seconds: 61.0,
+        });
+        let html = render_chapter8_page(&summary);
+        assert!(html.contains("<th>with flip TTA</th>"), "{html}");
+        // the measured row, and a dash for the pending one
+        assert!(html.contains("<td class=\"num\">73.45%</td>"), "{html}");
+        assert!(
+            html.contains("<td class=\"num\">-</td><td class=\"num\">-</td><td>about 70%"),
+            "{html}"
+        );
+        assert!(html.contains("accuracy with flip TTA"));
+        assert!(
+            html.contains("loss 0.5432") && html.contains("1 min 01 s"),
+            "{html}"
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["workflows"][0]["flip_tta"]["accuracy"], 0.7345);
+        assert!(json["workflows"][1].get("flip_tta").is_none());
+        let back: Chapter8Summary = serde_json::from_value(json).unwrap();
+        assert_eq!(back.workflows[0].flip_tta, summary.workflows[0].flip_tta);
+        assert_eq!(back.workflows[1].flip_tta, None);
     }
 
     #[test]

@@ -436,7 +436,7 @@ fn fitting(spec: &RunSpec) -> String {
 }
 
 /// Notes shown under the page's header: what the figures are, and what they are not.
-pub fn notes(quick: bool, quick_cats: &Path, recipe: Recipe) -> Vec<String> {
+pub fn notes(quick: bool, quick_cats: &Path, recipe: Recipe, flip_tta: bool) -> Vec<String> {
     let mut notes = vec![
         "convkit's figure for MNIST is on its 10,000 test images. For cats vs dogs it is on \
          the data's test split when it has one, else on its validation split: the data \
@@ -456,6 +456,15 @@ pub fn notes(quick: bool, quick_cats: &Path, recipe: Recipe) -> Vec<String> {
              label smoothing and (from scratch) a moving average of the weights, for far fewer \
              epochs than the book; each workflow's settings say which. The book's figure \
              beside each result is for the book's recipe and epochs."
+                .to_owned(),
+        );
+    }
+    if flip_tta {
+        notes.push(
+            "With flip TTA (--tta): each cats-vs-dogs workflow's kept model is measured a \
+             second time on the same images, each image and its mirror image classified and \
+             their class probabilities averaged (test-time augmentation). The first figure is \
+             the plain one; MNIST is not measured so, since a mirror changes digits."
                 .to_owned(),
         );
     }

@@ -18,10 +18,12 @@ use crate::models::pretrained::locate_weights;
 use crate::models::BackboneArch;
 use crate::report::augmentation_grid;
 use crate::report::chapter8_page::{
-    render_chapter8_page, Chapter8Summary, Figure, WorkflowResult, WorkflowStatus,
+    render_chapter8_page, Chapter8Summary, Figure, FlipTtaScore, WorkflowResult, WorkflowStatus,
 };
 use crate::report::Machine;
 use crate::runtime::Precision;
+use crate::train::Tta;
+use crate::workflows::evaluate::evaluate_run;
 use crate::workflows::pipeline::{self, RunOptions, RunReport};
 use crate::workflows::run_dir::RunDir;
 use crate::workflows::run_spec::{differences, Checkpoint, Compared, Recipe, RunKind, RunSpec};
@@ -50,6 +52,10 @@ pub struct Chapter8Job {
     /// How the workflows are fitted: the book's settings (the default) or convkit's fast
     /// ones.
     pub recipe: Recipe,
+    /// Also measure each cats-vs-dogs workflow's kept model with test-time augmentation by
+    /// horizontal flip ([`WorkflowResult::flip_tta`]); a kept workflow's earlier
+    /// measurement is reused.
+    pub flip_tta: bool,
 }
 
 impl Chapter8Job {
@@ -63,6 +69,7 @@ impl Chapter8Job {
             precision: None,
             progress: false,
             recipe: Recipe::Book,
+            flip_tta: false,
         }
     }
 
@@ -236,6 +243,7 @@ fn pending(workflow: &Workflow, out: &Path) -> WorkflowResult {
         count: None,
         epochs: None,
         epochs_planned: workflow.epochs,
+        flip_tta: None,
         kept_epoch: None,
         checkpoint: kept_model(workflow.is_mnist(), workflow.checkpoint == Checkpoint::Last),
         wall_seconds: None,
@@ -359,17 +367,28 @@ fn now_utc() -> String {
     chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
-/// Per workflow, what an earlier invocation recorded in `chapter8.json`: status and wall
-/// time.
-fn previous_walls(path: &Path) -> HashMap<String, (WorkflowStatus, Option<f64>)> {
+/// Per workflow, what an earlier invocation recorded in `chapter8.json`.
+fn previous_results(path: &Path) -> HashMap<String, WorkflowResult> {
     read_json::<Chapter8Summary>(path)
         .map(|s| {
             s.workflows
                 .into_iter()
-                .map(|w| (w.name, (w.status, w.wall_seconds)))
+                .map(|w| (w.name.clone(), w))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The kept model of the finished run in `run_dir` measured with flip TTA on the split its
+/// figure comes from (the run's test split, else its validation split).
+fn measure_flip_tta(run_dir: &Path, device: Device) -> Result<FlipTtaScore> {
+    let start = Instant::now();
+    let evaluation = evaluate_run(run_dir, None, device, None, Tta::HorizontalFlip)?;
+    Ok(FlipTtaScore {
+        accuracy: evaluation.accuracy,
+        loss: evaluation.loss,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// Runs the chapter's six workflows in order in `job.out_dir` (keeping finished runs,
@@ -422,13 +441,13 @@ pub fn run_chapter8(
     {
         locate_weights(BackboneArch::Vgg16, None)?;
     }
-    let previous = previous_walls(&json);
+    let previous = previous_results(&json);
     let mut summary = Chapter8Summary {
         quick: job.quick,
         date: now_utc(),
         convkit_version: env!("CARGO_PKG_VERSION").into(),
         machine: Machine::this(device),
-        notes: notes(job.quick, &quick_cats_dir(out), job.recipe),
+        notes: notes(job.quick, &quick_cats_dir(out), job.recipe, job.flip_tta),
         workflows: workflows.iter().map(|w| pending(w, out)).collect(),
     };
     let write = |summary: &mut Chapter8Summary| -> Result<()> {
@@ -460,7 +479,9 @@ pub fn run_chapter8(
             action,
             run_dir: &run_dir,
         });
-        let earlier = previous.get(workflow.name).copied();
+        let earlier = previous
+            .get(workflow.name)
+            .map(|w| (w.status, w.wall_seconds));
         let partial = match earlier {
             Some((WorkflowStatus::Interrupted, wall)) => wall.unwrap_or(0.0),
             _ => 0.0,
@@ -496,6 +517,22 @@ pub fn run_chapter8(
                 return Err(err);
             }
             Err(err) => return Err(err),
+        }
+        if job.flip_tta && !workflow.is_mnist() {
+            let kept = summary.workflows[i].status == WorkflowStatus::Kept;
+            let measured_before = previous
+                .get(workflow.name)
+                .filter(|_| kept)
+                .and_then(|w| w.flip_tta);
+            let score = match measured_before {
+                Some(score) => score,
+                None => {
+                    // The plain figure is on the page during the second measurement.
+                    write(&mut summary)?;
+                    measure_flip_tta(&run_dir, device)?
+                }
+            };
+            summary.workflows[i].flip_tta = Some(score);
         }
         write(&mut summary)?;
         on_event(Chapter8Event::Done {
