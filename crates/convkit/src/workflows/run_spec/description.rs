@@ -3,7 +3,7 @@
 //! `run.json` reads it through [`RunSpec::read`], which also takes the files that earlier
 //! versions of convkit wrote (see [`super::legacy_v1`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,6 @@ use super::evaluation_spec::EvaluationSpec;
 use super::model_spec::{ModelSource, ModelSpec};
 use super::recipe::Recipe;
 use crate::error::{Error, Result};
-use crate::json_file::{read_json, write_json};
 use crate::runtime::Precision;
 use crate::train::FitConfig;
 
@@ -222,40 +221,5 @@ impl RunSpec {
             ));
         }
         self.fit.check()
-    }
-
-    /// Reads a `run.json`: this version's, or one written by an earlier convkit (converted;
-    /// see [`super::legacy_v1`]). Anything else is refused with a message naming the file
-    /// and saying why.
-    pub fn read(path: &Path) -> Result<RunSpec> {
-        let value: serde_json::Value = read_json(path)?;
-        let format = value.get("format").and_then(|f| f.as_str());
-        let version = value.get("version").and_then(|v| v.as_u64());
-        match (format, version) {
-            (Some(RUN_FORMAT), Some(v)) if v == u64::from(RUN_VERSION) => {
-                serde_json::from_value(value).map_err(|e| Error::Json {
-                    path: path.to_owned(),
-                    reason: e,
-                })
-            }
-            (Some(RUN_FORMAT), Some(v)) => Err(Error::invalid_data(
-                path,
-                format!(
-                    "a run description of version {v}, written by a newer convkit (this one \
-                     reads versions 1 to {RUN_VERSION}): upgrade convkit to use this run"
-                ),
-            )),
-            (None, _) if value.get("job").is_some() => super::legacy_v1::convert(value, path),
-            _ => Err(Error::invalid_data(
-                path,
-                "not a convkit run description (no `format: convkit-run`, and not the `job` \
-                 file of convkit before version 2)",
-            )),
-        }
-    }
-
-    /// Writes the description to `path` (atomically, as pretty JSON).
-    pub fn write(&self, path: &Path) -> Result<()> {
-        write_json(path, self)
     }
 }

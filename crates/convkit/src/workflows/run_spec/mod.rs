@@ -10,6 +10,7 @@ pub mod evaluation_spec;
 pub mod legacy_v1;
 pub mod model_spec;
 pub mod recipe;
+mod run_json;
 
 pub use callback_spec::CallbackSpec;
 pub use data_spec::{DataSource, DataSpec, Decoding, StorageSpec};
