@@ -5,7 +5,7 @@
 //! Parameters carry the names of the `efficientnet_pytorch` conversion (`_conv_stem.weight`,
 //! `_blocks.3._depthwise_conv.weight`, `_fc.bias`), so its checkpoints load as they are.
 
-use super::backbone::{BackboneInfo, Preprocessing};
+use super::backbone_network::{BackboneInfo, Preprocessing};
 use super::inverted_residual_net::{
     BlockKeys, ConvBnKeys, ConvStyle, InvertedResidualNet, KeyScheme, Stage,
 };
@@ -95,7 +95,7 @@ pub static BACKBONE: BackboneInfo = BackboneInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::backbone::BackboneNetwork;
+    use crate::models::backbone_network::BackboneNetwork;
     use tch::{nn::VarStore, Device, Kind, Tensor};
 
     #[test]

@@ -5,7 +5,7 @@
 
 use tch::{nn::Path, Tensor};
 
-use super::backbone::{BackboneNetwork, KeyMap};
+use super::backbone_network::{BackboneNetwork, KeyMap};
 use crate::error::Result;
 use crate::nn::conv_bn::{ConvBn, ConvBnSpec};
 use crate::nn::inverted_residual::InvertedResidual;

@@ -4,7 +4,7 @@
 //! Parameters carry torchvision's names (`features.0.0.weight`, `features.1.conv.0.1.bias`,
 //! `classifier.1.weight`), so its checkpoints load as they are.
 
-use super::backbone::{BackboneInfo, Preprocessing};
+use super::backbone_network::{BackboneInfo, Preprocessing};
 use super::inverted_residual_net::{
     BlockKeys, ConvBnKeys, ConvStyle, InvertedResidualNet, KeyScheme, Stage,
 };
@@ -96,7 +96,7 @@ pub static BACKBONE: BackboneInfo = BackboneInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::backbone::BackboneNetwork;
+    use crate::models::backbone_network::BackboneNetwork;
     use tch::{nn::VarStore, Device, Kind, Tensor};
 
     #[test]

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn::VarStore, Tensor};
 
-use super::backbone::{BackboneArch, BackboneSpec, KeyMap};
+use super::backbone::{BackboneArch, BackboneSpec};
+use super::backbone_network::KeyMap;
 use crate::cache::{cache_dir, non_empty_env};
 use crate::error::{Error, Result};
 use crate::weights::{copy_checked, read_pth, read_weights};

@@ -9,7 +9,7 @@
 
 use tch::{nn::Path, Tensor};
 
-use super::backbone::{BackboneInfo, BackboneNetwork, KeyMap, Preprocessing};
+use super::backbone_network::{BackboneInfo, BackboneNetwork, KeyMap, Preprocessing};
 use crate::error::Result;
 use crate::nn::init::glorot_uniform;
 use crate::nn::{Layer, ParamCounts};
