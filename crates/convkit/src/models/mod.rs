@@ -4,7 +4,7 @@
 
 pub mod augmentation;
 pub mod backbone;
-pub mod backbone_network;
+mod backbone_network;
 pub mod efficientnet_lite0;
 pub mod imagenet;
 pub mod inverted_residual_net;
